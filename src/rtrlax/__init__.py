@@ -1,0 +1,21 @@
+"""rtrlax: online learning for recurrent networks in JAX.
+
+The public surface, re-exported by name.
+"""
+
+from .cells.base import AbstractCell as AbstractCell
+from .cells.base import AbstractGatedCell as AbstractGatedCell
+from .cells.gru import GRU as GRU
+from .cells.lstm import LSTM as LSTM
+from .cells.vanilla import VanillaRNN as VanillaRNN
+from .estimators.base import AbstractEstimator as AbstractEstimator
+from .estimators.base import AbstractOnlineEstimator as AbstractOnlineEstimator
+from .estimators.base import StepOutput as StepOutput
+from .estimators.bptt import BPTT as BPTT
+from .estimators.rtrl import RTRL as RTRL
+from .estimators.snap import SnAp as SnAp
+from .estimators.tbptt import TBPTT as TBPTT
+from .learning.accumulate import accumulate_grads as accumulate_grads
+from .nets.readout import Readout as Readout
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+from .base import AbstractEstimator, AbstractOnlineEstimator, StepOutput
+from .bptt import BPTT
+from .rtrl import RTRL
+from .snap import SnAp
+from .tbptt import TBPTT

@@ -1,0 +1,107 @@
+"""Shared machinery of the structured estimators: per-core traces + spatial backprop.
+
+Every structured estimator (SnAp-n, ColoR, the online LRU, sparse RTRL) carries, for
+each recurrent core ``c`` of the model, some representation of the core's influence
+matrix :math:`M^c_t = ds^c_t/d\\theta^c` and obtains the step-t gradient as
+
+.. math::
+
+    \\frac{d\\ell_t}{d\\theta^c} \\approx \\delta^c_t M^c_t, \\qquad
+    \\delta^c_t = \\frac{\\partial \\ell_t}{\\partial s^c_t} \\text{ (spatial: through step t only)}
+
+while every non-recurrent parameter (readouts, norms, encoders) gets its ordinary
+instantaneous gradient.  One reverse pass computes all of it: inside the forward pass
+each core's new state is computed with its parameters and previous state held
+constant, and the *injection*
+
+.. math::  s^c_t \\leftarrow s^c_t + M^c_t\\,(\\theta^c - \\mathrm{sg}(\\theta^c))
+
+is added.  Its value is exactly zero, and its reverse-mode derivative with respect to
+θ^c is :math:`(M^c_t)^\\top \\delta^c_t` — the online gradient — computed by JAX's
+transpose of the estimator's own ``influence`` map.  So an estimator only states how
+it stores M (``init_traces``), how it updates it (``core_step``) and how M acts on a
+parameter tangent (``influence``).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+from jaxtyping import PyTree
+
+from .._types import State
+from .base import AbstractOnlineEstimator, StepOutput, split_params
+
+
+class TraceCarry(NamedTuple):
+    state: State  #: the model's state s_t
+    traces: tuple  #: one trace pytree per core, in ``model.cores()`` order
+
+
+def core_params(core) -> PyTree:
+    """The trainable arrays of one core (its tangent/gradient structure)."""
+    return eqx.filter(core, eqx.is_inexact_array)
+
+
+class AbstractTraceEstimator(AbstractOnlineEstimator):
+    """An online estimator defined by how it stores and updates each core's influence."""
+
+    @abc.abstractmethod
+    def init_traces(self, core) -> PyTree:
+        """The traces of one core at the start of a stream (M_0 = 0)."""
+
+    @abc.abstractmethod
+    def core_step(self, core, traces: PyTree, state: State, u) -> tuple[State, PyTree]:
+        """``(s_t, traces_t)`` from ``s_{t-1}`` and the core's input ``u_t``.
+
+        ``core`` and ``state`` arrive with gradients stopped; ``s_t`` must stay
+        differentiable with respect to ``u`` (spatial backprop to the layers below).
+        """
+
+    @abc.abstractmethod
+    def influence(self, core, traces: PyTree, tangent: PyTree) -> State:
+        """``M_t · tangent``: the state tangent caused by a parameter tangent
+        (a pytree shaped like ``core_params(core)``).  Must be linear in ``tangent``."""
+
+    def check_model(self, model) -> None:
+        """Raise a ValueError when the model has a core this estimator cannot handle."""
+        if not hasattr(model, "cores"):
+            raise ValueError(
+                f"{type(self).__name__} needs a model built from rtrlax cores (a cell, "
+                f"rx.Readout, or a network with a cores() method); got {type(model).__name__}."
+            )
+
+    # --- the shared driver ------------------------------------------------------------
+
+    def init(self, model, *, key=None) -> TraceCarry:
+        self.check_model(model)
+        traces = tuple(self.init_traces(core) for core in model.cores())
+        return TraceCarry(model.initial_state(), traces)
+
+    def step(self, model, carry, x, target, loss_fn):
+        params, static = split_params(model)
+        sg = jax.lax.stop_gradient
+
+        def step_loss(params):
+            new_traces = []
+
+            def core_call(core, s_tm1, u):
+                index = len(new_traces)
+                frozen = sg(core)
+                s_t, traces_t = self.core_step(frozen, carry.traces[index], sg(s_tm1), u)
+                traces_t = sg(traces_t)
+                new_traces.append(traces_t)
+                live = core_params(core)
+                tangent = jax.tree_util.tree_map(lambda a: a - sg(a), live)
+                injected = self.influence(frozen, traces_t, tangent)
+                return jax.tree_util.tree_map(lambda s, ds: s + ds, s_t, injected)
+
+            m = eqx.combine(params, static)
+            state, y = m.forward(carry.state, x, core_call=core_call)
+            return loss_fn(y, target), (sg(state), y, tuple(new_traces))
+
+        (loss, (state, y, traces)), grads = jax.value_and_grad(step_loss, has_aux=True)(params)
+        return TraceCarry(state, traces), StepOutput(y, loss, grads)

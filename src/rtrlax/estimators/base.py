@@ -1,0 +1,49 @@
+"""The estimator protocol: a pure state machine over one stream (optax-style).
+
+An online estimator builds its *carry* (the model state plus whatever traces it keeps)
+with :meth:`init`, and :meth:`step` advances the carry by one input, returning that
+step's output, loss and gradient estimate.  Nothing is mutated; a learner vmaps the
+carry over streams and scans the step over time.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple
+
+import equinox as eqx
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from .._types import LossFn, Params
+
+
+class StepOutput(NamedTuple):
+    """What one online step returns besides the new carry."""
+
+    y: Array  #: the model's output y_t
+    loss: Float[Array, ""]  #: loss_fn(y_t, target_t)
+    grads: Params  #: the estimate of d loss_t / d theta, shaped like eqx.filter(model, eqx.is_inexact_array)
+
+
+class AbstractEstimator(eqx.Module):
+    """Base of every gradient estimator (online or not)."""
+
+
+class AbstractOnlineEstimator(AbstractEstimator):
+    """An estimator that learns online: ``init`` a carry, then ``step`` it."""
+
+    @abc.abstractmethod
+    def init(self, model: eqx.Module, *, key: PRNGKeyArray | None = None) -> PyTree:
+        """The carry at the start of a stream (model state from ``model.initial_state()``)."""
+
+    @abc.abstractmethod
+    def step(
+        self, model: eqx.Module, carry: PyTree, x: Array, target: Any, loss_fn: LossFn
+    ) -> tuple[PyTree, StepOutput]:
+        """Advance ``carry`` by input ``x``; return the new carry and this step's output."""
+
+
+def split_params(model: eqx.Module):
+    """``(params, static)``: the inexact arrays of ``model`` (its trainable parameters;
+    boolean masks stay static) and the rest."""
+    return eqx.partition(model, eqx.is_inexact_array)

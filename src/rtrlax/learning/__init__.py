@@ -1,0 +1,1 @@
+from .accumulate import accumulate_grads

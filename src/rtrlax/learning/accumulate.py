@@ -1,0 +1,75 @@
+"""``accumulate_grads``: the function every exactness test and fidelity diagnostic uses."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray, PyTree
+
+from .._types import LossFn, Params
+from ..estimators.base import AbstractEstimator, AbstractOnlineEstimator
+from ..estimators.bptt import BPTT
+
+
+def accumulate_grads(
+    estimator: AbstractEstimator,
+    model: eqx.Module,
+    xs: Array,
+    targets: PyTree,
+    loss_fn: LossFn,
+    *,
+    key: PRNGKeyArray | None = None,
+) -> tuple[Params, Array]:
+    """Run ``model`` over ``xs`` with fixed parameters; sum the estimator's gradients.
+
+    Args:
+        estimator: e.g. ``rx.RTRL()``, ``rx.SnAp(1)``, ``rx.BPTT()``.
+        model: any rtrlax model (cell, ``rx.Readout``, stack), unbatched.
+        xs: inputs of shape ``[T, input_size]``.
+        targets: a pytree whose leaves have leading axis ``T``.
+        loss_fn: ``loss_fn(y_t, targets[t]) -> scalar``.
+        key: randomness for stochastic estimators (UORO, KF-RTRL).
+
+    Returns:
+        ``(grads, losses)``: ``grads`` is ``Σ_t`` of the estimator's online estimate of
+        ``d loss_fn(y_t, targets[t]) / dθ``, shaped like
+        ``eqx.filter(model, eqx.is_inexact_array)``; ``losses`` has shape ``[T]``.
+        With ``rx.BPTT()`` this is exactly ``jax.grad`` of the summed loss.
+    """
+    _check_sequence(model, xs, targets)
+    return _accumulate(estimator, model, xs, targets, loss_fn, key)
+
+
+@eqx.filter_jit
+def _accumulate(estimator, model, xs, targets, loss_fn, key):
+    if isinstance(estimator, BPTT):
+        return estimator.accumulate(model, xs, targets, loss_fn)
+    if not isinstance(estimator, AbstractOnlineEstimator):
+        raise ValueError(f"{type(estimator).__name__} is not an rtrlax estimator.")
+    carry = estimator.init(model, key=key)
+    zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+
+    def body(acc, xt):
+        carry, total = acc
+        x, target = xt
+        carry, out = estimator.step(model, carry, x, target, loss_fn)
+        total = jax.tree_util.tree_map(jnp.add, total, out.grads)
+        return (carry, total), out.loss
+
+    (_, grads), losses = jax.lax.scan(body, (carry, zero), (xs, targets))
+    return grads, losses
+
+
+def _check_sequence(model, xs, targets) -> None:
+    xs_shape = jnp.shape(xs)
+    input_size = getattr(model, "input_size", None)
+    if len(xs_shape) != 2 or (input_size is not None and xs_shape[1] != input_size):
+        want = f"[T, {input_size}]" if input_size is not None else "[T, input_size]"
+        raise ValueError(f"xs must have shape {want} (time first, unbatched), got {xs_shape}.")
+    for leaf in jax.tree_util.tree_leaves(targets):
+        if jnp.ndim(leaf) < 1 or jnp.shape(leaf)[0] != xs_shape[0]:
+            raise ValueError(
+                f"every leaf of targets needs leading axis T = {xs_shape[0]} (one target "
+                f"per input step), got a leaf of shape {jnp.shape(leaf)}."
+            )

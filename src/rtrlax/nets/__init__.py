@@ -1,0 +1,1 @@
+from .readout import Readout

@@ -1,0 +1,66 @@
+"""A recurrent core followed by a linear readout: the usual shape of an online learner."""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._types import State
+from ..cells.base import AbstractCell, check_size, plain_core_call
+
+
+class Readout(eqx.Module):
+    """``y_t = W core.output(s_t) + b``, with ``s_t = core(s_{t-1}, x_t)``.
+
+    The readout gets its ordinary instantaneous gradient under every estimator; the
+    core's parameters get whatever the estimator carries through time.
+    ``zero_init=True`` starts the readout at zero (as the columnar/CCN papers do).
+    """
+
+    core: AbstractCell
+    weight: Float[Array, "output hidden"]
+    bias: Float[Array, " output"]
+
+    def __init__(
+        self,
+        core: AbstractCell,
+        output_size: int,
+        *,
+        key: PRNGKeyArray,
+        zero_init: bool = False,
+    ):
+        check_size("output_size", output_size)
+        dtype = jax.tree_util.tree_leaves(eqx.filter(core, eqx.is_inexact_array))[0].dtype
+        bound = 1.0 / math.sqrt(core.hidden_size)
+        shape = (output_size, core.hidden_size)
+        if zero_init:
+            self.weight = jnp.zeros(shape, dtype)
+        else:
+            self.weight = jax.random.uniform(key, shape, dtype, -bound, bound)
+        self.bias = jnp.zeros(output_size, dtype)
+        self.core = core
+
+    @property
+    def input_size(self) -> int:
+        return self.core.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.weight.shape[0]
+
+    def initial_state(self) -> State:
+        return self.core.initial_state()
+
+    def cores(self) -> tuple[AbstractCell, ...]:
+        return (self.core,)
+
+    def forward(self, state: State, x: Array, *, core_call) -> tuple[State, Array]:
+        state = core_call(self.core, state, x)
+        return state, self.weight @ self.core.output(state) + self.bias
+
+    def __call__(self, state: State, x: Array) -> tuple[State, Array]:
+        return self.forward(state, x, core_call=plain_core_call)
