@@ -1,0 +1,2 @@
+from .base import AbstractTask, Sample
+from .copy import CopyCurriculum, CopyTask

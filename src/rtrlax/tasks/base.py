@@ -1,0 +1,50 @@
+"""The task protocol: a jittable stream generator with its loss and metrics.
+
+A task produces one stream one step at a time (``sample``), unbatched; the learner
+vmaps it over a batch of independent streams and scans it over time, so a task never
+runs Python per step.  ``Sample.reset`` marks the first step of an episode: the
+learner resets that stream's model state and traces before feeding ``x``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple
+
+import equinox as eqx
+from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
+
+
+class Sample(NamedTuple):
+    x: Float[Array, " input"]  #: the input at this step
+    target: PyTree  #: whatever ``loss``/``metrics`` need (targets, masks, labels)
+    reset: Bool[Array, ""]  #: True on the first step of an episode
+
+
+class AbstractTask(eqx.Module):
+    """A stream of inputs and targets, its loss, and its metrics."""
+
+    input_size: eqx.AbstractVar[int]
+    output_size: eqx.AbstractVar[int]
+
+    @abc.abstractmethod
+    def init(self, key: PRNGKeyArray) -> PyTree:
+        """The state of one stream (holds its own RNG key)."""
+
+    @abc.abstractmethod
+    def sample(self, task_state: PyTree) -> tuple[PyTree, Sample]:
+        """Advance one stream by one step (jittable, unbatched)."""
+
+    @abc.abstractmethod
+    def loss(self, y: Array, target: Any) -> Float[Array, ""]:
+        """The per-step training loss (zero on steps that are not scored)."""
+
+    @abc.abstractmethod
+    def metrics(self, y: Array, target: Any) -> dict[str, tuple[Array, Array]]:
+        """Per-step ``{name: (value_sum, count)}``; the learner reports
+        ``Σ value_sum / Σ count`` over streams and steps."""
+
+    @abc.abstractmethod
+    def feedback(self, task_states: PyTree, losses: Float[Array, " batch"]) -> PyTree:
+        """Let the task react to the learner (e.g. a curriculum).  Receives the states of
+        all streams and this step's losses, both with a leading batch axis."""
