@@ -16,6 +16,12 @@ from .estimators.rtrl import RTRL as RTRL
 from .estimators.snap import SnAp as SnAp
 from .estimators.tbptt import TBPTT as TBPTT
 from .learning.accumulate import accumulate_grads as accumulate_grads
+from .learning.learner import LearnerState as LearnerState
+from .learning.learner import OnlineLearner as OnlineLearner
+from .tasks.base import AbstractTask as AbstractTask
+from .tasks.base import Sample as Sample
+from .tasks.copy import CopyCurriculum as CopyCurriculum
+from .tasks.copy import CopyTask as CopyTask
 from .nets.readout import Readout as Readout
 
 __version__ = "0.1.0"

@@ -1,1 +1,2 @@
 from .accumulate import accumulate_grads
+from .learner import LearnerState, OnlineLearner
