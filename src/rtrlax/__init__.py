@@ -7,11 +7,14 @@ from .cells.base import AbstractCell as AbstractCell
 from .cells.base import AbstractGatedCell as AbstractGatedCell
 from .cells.gru import GRU as GRU
 from .cells.lstm import LSTM as LSTM
+from .cells.lru import LRU as LRU
+from .cells.lru import LRUCore as LRUCore
 from .cells.vanilla import VanillaRNN as VanillaRNN
 from .estimators.base import AbstractEstimator as AbstractEstimator
 from .estimators.base import AbstractOnlineEstimator as AbstractOnlineEstimator
 from .estimators.base import StepOutput as StepOutput
 from .estimators.bptt import BPTT as BPTT
+from .estimators.online_lru import OnlineLRU as OnlineLRU
 from .estimators.rtrl import RTRL as RTRL
 from .estimators.snap import SnAp as SnAp
 from .estimators.tbptt import TBPTT as TBPTT
@@ -23,5 +26,6 @@ from .tasks.base import Sample as Sample
 from .tasks.copy import CopyCurriculum as CopyCurriculum
 from .tasks.copy import CopyTask as CopyTask
 from .nets.readout import Readout as Readout
+from .nets.lru_net import LRUNet as LRUNet
 
 __version__ = "0.1.0"

@@ -1,5 +1,6 @@
 from .base import AbstractEstimator, AbstractOnlineEstimator, StepOutput
 from .bptt import BPTT
+from .online_lru import OnlineLRU
 from .rtrl import RTRL
 from .snap import SnAp
 from .tbptt import TBPTT

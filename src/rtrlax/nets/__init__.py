@@ -1,1 +1,2 @@
 from .readout import Readout
+from .lru_net import LRUNet
