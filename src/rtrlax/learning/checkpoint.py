@@ -75,8 +75,9 @@ def load_state(directory, template):
             else:
                 if arr.shape != jnp.shape(like) or arr.dtype != jnp.result_type(like):
                     raise ValueError(
-                        f"checkpoint leaf {i} has shape {arr.shape} / {arr.dtype}, expected "
-                        f"{jnp.shape(like)} / {jnp.result_type(like)}: not this learner's state."
+                        f"the checkpoint in {directory} does not match this learner: leaf {i} "
+                        f"has shape {arr.shape} / {arr.dtype}, expected {jnp.shape(like)} / "
+                        f"{jnp.result_type(like)} (different model, batch size or task?)."
                     )
                 out.append(jnp.asarray(arr))
     return jax.tree_util.tree_unflatten(treedef, out)

@@ -1,0 +1,136 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import rtrlax as rx
+from helpers import flat, mse, rel_err, sequence
+
+
+def small_net(seed=0, hidden=4, d_in=3, d_out=2):
+    cell = rx.GRU(d_in, hidden, key=jax.random.key(seed))
+    return rx.Readout(cell, d_out, key=jax.random.key(seed + 1))
+
+
+@pytest.mark.parametrize("estimator", [rx.RTRL(), rx.SnAp(1), rx.TBPTT(3)], ids=str)
+def test_update_every_sequence_matches_hand_written_loop(estimator):
+    net = small_net()
+    T, n_seq = 6, 3
+    xs, ts = sequence(0, T * n_seq, 3, 2)
+    opt = optax.sgd(0.1)
+    learner = rx.OnlineLearner(net, estimator, opt, mse, update_every=T)
+    state = learner.init(jax.random.key(0), batch_size=1)
+    resets = (jnp.arange(T * n_seq) % T == 0)[None]
+    state, losses = learner.learn(state, xs[None], ts[None], resets)
+
+    # the hand-written loop: accumulate_grads over each sequence, then an optax update
+    import equinox as eqx
+
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    opt_state = opt.init(params)
+    ref_losses = []
+    for i in range(n_seq):
+        sl = slice(i * T, (i + 1) * T)
+        g, l = rx.accumulate_grads(estimator, eqx.combine(params, static), xs[sl], ts[sl], mse)
+        upd, opt_state = opt.update(g, opt_state, params)
+        params = optax.apply_updates(params, upd)
+        ref_losses.append(l)
+    assert rel_err(state.params, params) <= 1e-10
+    assert jnp.allclose(losses, jnp.concatenate(ref_losses), rtol=1e-10)
+
+
+def test_fully_online_updates_change_params_every_step():
+    net = small_net()
+    learner = rx.OnlineLearner(net, rx.SnAp(1), optax.sgd(0.05), mse)
+    state = learner.init(jax.random.key(0), batch_size=2)
+    xs, ts = sequence(1, 4, 3, 2)
+    p0 = flat(state.params)
+    state1, _ = learner.learn(state, xs[None].repeat(2, 0)[:, :1], ts[None].repeat(2, 0)[:, :1])
+    assert not jnp.allclose(flat(state1.params), p0)
+    assert int(state1.step) == 1
+
+
+def test_resume_is_bit_identical(tmp_path):
+    task = rx.CopyTask(bits=2, pattern_length=3, padding=1)
+    net = rx.Readout(rx.GRU(task.input_size, 5, key=jax.random.key(0)), task.output_size, key=jax.random.key(1))
+    learner = rx.OnlineLearner(net, rx.SnAp(1), optax.adam(1e-2), update_every=2)
+    state = learner.init(jax.random.key(3), batch_size=3, task=task)
+    straight, m_straight = learner.run(state, task, 60, chunk=20)
+
+    half, m_half = learner.run(state, task, 20, chunk=20)
+    learner.save(half, tmp_path / "ckpt")
+    learner.save(half, tmp_path / "ckpt")  # overwriting an existing checkpoint is atomic too
+    restored = learner.restore(tmp_path / "ckpt", batch_size=3, task=task)
+    resumed, m_rest = learner.run(restored, task, 40, chunk=20)
+    for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed)):
+        if jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert np.array_equal(m_straight["loss"], np.concatenate([m_half["loss"], m_rest["loss"]]))
+    assert not list(tmp_path.glob(".ckpt*")), "no temporary directories left behind"
+
+
+def test_restore_rejects_a_different_setup(tmp_path):
+    net = small_net()
+    learner = rx.OnlineLearner(net, rx.SnAp(1), optax.sgd(0.1), mse)
+    learner.save(learner.init(jax.random.key(0), batch_size=2), tmp_path / "c")
+    with pytest.raises(ValueError, match="does not match"):
+        learner.restore(tmp_path / "c", batch_size=3)
+    with pytest.raises(ValueError, match="no learner checkpoint"):
+        learner.restore(tmp_path / "missing", batch_size=2)
+
+
+def test_nan_in_stream_names_stream_and_step_and_keeps_state():
+    net = small_net()
+    learner = rx.OnlineLearner(net, rx.SnAp(1), optax.sgd(0.1), mse)
+    state = learner.init(jax.random.key(0), batch_size=2)
+    xs = jnp.ones((2, 5, 3)).at[1, 3, 0].set(jnp.nan)
+    with pytest.raises(ValueError, match="stream 1, step 3"):
+        learner.learn(state, xs, jnp.zeros((2, 5, 2)))
+    xs = jnp.ones((2, 5, 3))
+    with pytest.raises(ValueError, match="stream 0, step 4"):
+        learner.learn(state, xs, jnp.zeros((2, 5, 2)).at[0, 4, 1].set(jnp.inf))
+    # the state passed in is still usable and unchanged
+    assert int(state.step) == 0
+    state2, losses = learner.learn(state, xs, jnp.zeros((2, 5, 2)))
+    assert int(state2.step) == 5 and jnp.all(jnp.isfinite(losses))
+
+
+def test_wrong_stream_shapes_are_clear_errors():
+    learner = rx.OnlineLearner(small_net(), rx.SnAp(1), optax.sgd(0.1), mse)
+    state = learner.init(jax.random.key(0), batch_size=2)
+    with pytest.raises(ValueError, match=r"xs must have shape \[batch=2, steps, input_size=3\]"):
+        learner.learn(state, jnp.ones((2, 5, 4)), jnp.zeros((2, 5, 2)))
+    with pytest.raises(ValueError, match=r"xs must have shape"):
+        learner.learn(state, jnp.ones((3, 5, 3)), jnp.zeros((3, 5, 2)))
+    with pytest.raises(ValueError, match="targets must start with"):
+        learner.learn(state, jnp.ones((2, 5, 3)), jnp.zeros((2, 4, 2)))
+    with pytest.raises(ValueError, match="resets must have shape"):
+        learner.learn(state, jnp.ones((2, 5, 3)), jnp.zeros((2, 5, 2)), jnp.zeros((2, 4), bool))
+
+
+def test_bad_configurations():
+    with pytest.raises(ValueError, match="not an online estimator"):
+        rx.OnlineLearner(small_net(), rx.BPTT(), optax.sgd(0.1), mse)
+    with pytest.raises(ValueError, match="update_every"):
+        rx.OnlineLearner(small_net(), rx.SnAp(1), optax.sgd(0.1), mse, update_every=0)
+    learner = rx.OnlineLearner(small_net(), rx.SnAp(1), optax.sgd(0.1), mse)
+    with pytest.raises(ValueError, match="input_size=8"):
+        learner.init(jax.random.key(0), task=rx.CopyTask())
+    with pytest.raises(ValueError, match="batch_size"):
+        learner.init(jax.random.key(0), batch_size=0)
+    with pytest.raises(ValueError, match="TBPTT truncation"):
+        rx.TBPTT(0)
+
+
+def test_resets_restart_state_and_traces():
+    net = small_net()
+    learner = rx.OnlineLearner(net, rx.RTRL(), optax.sgd(0.0), mse)  # lr 0: params fixed
+    state = learner.init(jax.random.key(0), batch_size=1)
+    xs, ts = sequence(4, 10, 3, 2)
+    resets = jnp.zeros((1, 10), bool).at[0, 5].set(True)
+    _, losses = learner.learn(state, xs[None], ts[None], resets)
+    # after the reset the stream behaves exactly like a fresh stream fed the same inputs
+    _, fresh = rx.accumulate_grads(rx.RTRL(), net, xs[5:], ts[5:], mse)
+    assert jnp.allclose(losses[5:], fresh, rtol=1e-12)
