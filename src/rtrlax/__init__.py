@@ -5,6 +5,7 @@ The public surface, re-exported by name.
 
 from .cells.base import AbstractCell as AbstractCell
 from .cells.base import AbstractGatedCell as AbstractGatedCell
+from .cells.egru import EGRU as EGRU
 from .cells.gru import GRU as GRU
 from .cells.lstm import LSTM as LSTM
 from .cells.lru import LRU as LRU
@@ -17,6 +18,7 @@ from .estimators.bptt import BPTT as BPTT
 from .estimators.online_lru import OnlineLRU as OnlineLRU
 from .estimators.rtrl import RTRL as RTRL
 from .estimators.snap import SnAp as SnAp
+from .estimators.sparse_rtrl import SparseRTRL as SparseRTRL
 from .estimators.tbptt import TBPTT as TBPTT
 from .learning.accumulate import accumulate_grads as accumulate_grads
 from .learning.learner import LearnerState as LearnerState

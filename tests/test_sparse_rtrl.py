@@ -1,0 +1,113 @@
+"""SparseRTRL: exact (equals dense RTRL and BPTT) while skipping masked parameters and
+inactive units, including steps where activity overflows the capacity."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import pytest
+
+import rtrlax as rx
+from rtrlax.estimators.sparse_rtrl import num_columns
+
+
+def _loss(y, t):
+    return jnp.sum((y - t) ** 2)
+
+
+def _relerr(a, b):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    num = sum(float(jnp.sum((x - y) ** 2)) for x, y in zip(la, lb)) ** 0.5
+    return num / sum(float(jnp.sum(y**2)) for y in lb) ** 0.5
+
+
+def _egru(seed, k, **kw):
+    # threshold 0 and a narrow window: units fire often and also fall silent, so the
+    # active set changes from step to step
+    kw = {"threshold_init": 0.0, "pseudo_width": 0.4, **kw}
+    return rx.EGRU(3, k, key=jax.random.key(seed), **kw)
+
+
+def _data(seed, t, out):
+    xs = 2 * jax.random.normal(jax.random.key(seed), (t, 3))
+    ts = jax.random.normal(jax.random.key(seed + 1), (t, out))
+    return xs, ts
+
+
+CASES = [
+    pytest.param("egru-dense-seed2", lambda: _egru(5, 6), 1, marks=pytest.mark.slow),
+    ("egru-dense", lambda: _egru(0, 8), 1),
+    ("egru-masked", lambda: _egru(1, 9, density=0.3, input_density=0.5), 2),
+    ("egru-masked-readout", lambda: rx.Readout(_egru(2, 7, density=0.4), 3, key=jax.random.key(9)), 0.25),
+    ("gru-masked", lambda: rx.GRU(3, 6, key=jax.random.key(3), density=0.5), 2),
+    pytest.param("lstm-readout", lambda: rx.Readout(rx.LSTM(3, 5, key=jax.random.key(4)), 2, key=jax.random.key(5)), 1.0, marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("name,make,capacity", CASES)
+def test_equals_rtrl_and_bptt(name, make, capacity):
+    model = make()
+    out = getattr(model, "output_size", None) or model.hidden_size
+    xs, ts = _data(10, 24, out)
+    gs, ls = rx.accumulate_grads(rx.SparseRTRL(capacity), model, xs, ts, _loss)
+    gr, lr = rx.accumulate_grads(rx.RTRL(), model, xs, ts, _loss)
+    gb, _ = rx.accumulate_grads(rx.BPTT(), model, xs, ts, _loss)
+    assert jnp.allclose(ls, lr)
+    assert _relerr(gs, gr) < 1e-10
+    assert _relerr(gs, gb) < 1e-10
+    for leaf in jax.tree_util.tree_leaves(gb):  # every parameter array gets a gradient
+        assert float(jnp.max(jnp.abs(leaf))) > 0
+
+
+def _trace_run(cell, capacity, xs, ts):
+    est = rx.SparseRTRL(capacity)
+
+    @eqx.filter_jit
+    def run(cell, xs, ts):
+        def body(carry, xt):
+            carry, out = est.step(cell, carry, xt[0], xt[1], _loss)
+            tr = carry.traces[0]
+            return carry, (tr.active, tr.chunks)
+
+        return jax.lax.scan(body, est.init(cell), (xs, ts))
+
+    return run(cell, xs, ts)
+
+
+def test_activity_skipping_and_overflow_actually_happen():
+    cell = _egru(1, 9, density=0.3, input_density=0.5)
+    xs, ts = _data(10, 24, 9)
+    carry, (active, chunks) = _trace_run(cell, 2, xs, ts)
+    active, chunks = active[1:], chunks[1:]  # step 0 has M_0 = 0: nothing active
+    assert int(jnp.min(active)) < 9, "some steps must skip silent units"
+    assert int(jnp.max(active)) > 2, "some steps must overflow the capacity of 2"
+    assert jnp.array_equal(chunks, (active + 1) // 2)
+    # compressed storage: kept weights + biases + thresholds, m = 2 rows per unit
+    n = cell.kept_counts[0] + cell.kept_counts[1] + 2 * 3 * 9 + 9
+    assert num_columns(cell) == n
+    assert carry.traces[0].influence.shape == (2, 9, n)
+
+
+def test_masked_columns_have_zero_gradient_on_cells_without_counts():
+    gru = rx.GRU(3, 6, key=jax.random.key(3), density=0.5)
+    xs, ts = _data(30, 10, 6)
+    gs, _ = rx.accumulate_grads(rx.SparseRTRL(), gru, xs, ts, _loss)
+    assert jnp.all(jnp.where(gru.mask_hh, 0.0, gs.weight_hh) == 0)
+    assert num_columns(gru) == sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(gru, eqx.is_inexact_array)))
+
+
+def test_bad_configuration():
+    for bad in (0, 0.0, 1.5, -2, True, "half"):
+        with pytest.raises(ValueError, match="capacity"):
+            rx.SparseRTRL(bad)
+    with pytest.raises(ValueError, match="gated"):
+        rx.SparseRTRL().init(_NotGated())
+
+
+class _NotGated(eqx.Module):
+    input_size: int = 3
+
+    def cores(self):
+        return (self,)
+
+    def initial_state(self):
+        return (jnp.zeros(2),)
