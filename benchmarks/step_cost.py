@@ -1,0 +1,202 @@
+"""Per-step cost of every online estimator against an inference-only step of the same model.
+
+For each (estimator, hidden size, batch size): a jitted ``lax.scan`` of ``--steps``
+online steps (``vmap`` over the batch of streams) is compiled first, then timed
+``--repeats`` times with ``block_until_ready``; the table reports the median time per
+step, its ratio to the inference-only step of the same model measured in the same
+run, the carry (state + traces) size and XLA's temporary buffer size for the
+compiled step (its peak working memory beyond arguments and outputs).
+
+    python benchmarks/step_cost.py                      # full table -> docs/results/step_cost.md
+    python benchmarks/step_cost.py --hidden 32 64 --batch 1 --only rtrl snap1
+
+Other estimators join by appending an :class:`Entry` to :data:`ENTRIES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+import rtrlax as rx
+from rtrlax.cli import machine_description
+
+INPUT_SIZE = 32
+OUTPUT_SIZE = 8
+
+
+def gru_model(hidden: int, key, density: float = 1.0):
+    k1, k2 = jax.random.split(key)
+    cell = rx.GRU(INPUT_SIZE, hidden, key=k1, density=density, dtype=jnp.float32)
+    return rx.Readout(cell, OUTPUT_SIZE, key=k2)
+
+
+def vanilla_model(hidden: int, key, density: float = 1.0):
+    k1, k2 = jax.random.split(key)
+    cell = rx.VanillaRNN(INPUT_SIZE, hidden, key=k1, density=density, dtype=jnp.float32)
+    return rx.Readout(cell, OUTPUT_SIZE, key=k2)
+
+
+@dataclass
+class Entry:
+    """One row family of the table."""
+
+    name: str  #: label in the table
+    estimator: Callable[[], rx.AbstractOnlineEstimator]
+    model: Callable = gru_model  #: (hidden, key) -> model; its inference step is the baseline
+    model_name: str = "GRU"
+    max_hidden: dict = field(default_factory=lambda: {1: 10**9, 32: 10**9})  #: per batch size
+
+
+ENTRIES: list[Entry] = [
+    Entry("RTRL", rx.RTRL, max_hidden={1: 256, 32: 64}),
+    Entry("SnAp-1", lambda: rx.SnAp(1)),
+    Entry("TBPTT(16)", lambda: rx.TBPTT(16)),
+]
+
+
+def loss_fn(y, target):
+    return jnp.sum((y - target) ** 2)
+
+
+def _time(fn, args, repeats):
+    out = fn(*args)  # compile + warm up
+    jax.block_until_ready(out)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _bytes(tree) -> int:
+    return sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(tree) if hasattr(a, "size"))
+
+
+def _temp_bytes(fn, args) -> int | None:
+    try:
+        analysis = fn.lower(*args).compile().memory_analysis()
+        return int(analysis.temp_size_in_bytes)
+    except Exception:  # memory analysis is backend-dependent
+        return None
+
+
+def inference_cost(model, batch, steps, repeats, key):
+    xs = jax.random.normal(key, (steps, batch, INPUT_SIZE), jnp.float32)
+
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    @jax.jit
+    def run(params, xs):
+        model = eqx.combine(params, static)
+        state = jax.vmap(lambda _: model.initial_state())(jnp.arange(batch))
+
+        def body(state, x):
+            state, y = jax.vmap(model)(state, x)
+            return state, y[:, 0]
+
+        return jax.lax.scan(body, state, xs)
+
+    return _time(run, (params, xs), repeats) / steps
+
+
+def online_cost(model, estimator, batch, steps, repeats, key):
+    kx, kt = jax.random.split(key)
+    xs = jax.random.normal(kx, (steps, batch, INPUT_SIZE), jnp.float32)
+    ts = jax.random.normal(kt, (steps, batch, OUTPUT_SIZE), jnp.float32)
+    carry = jax.vmap(lambda k: estimator.init(model, key=k))(jax.random.split(key, batch))
+
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    @jax.jit
+    def run(params, carry, xs, ts):
+        model = eqx.combine(params, static)
+
+        def body(carry, xt):
+            carry, out = jax.vmap(estimator.step, in_axes=(None, 0, 0, 0, None))(
+                model, carry, xt[0], xt[1], loss_fn
+            )
+            grads = jax.tree_util.tree_map(lambda g: jnp.mean(g, 0), out.grads)
+            return carry, (out.loss, grads)
+
+        carry, (losses, grads) = jax.lax.scan(body, carry, (xs, ts))
+        return carry, losses, jax.tree_util.tree_map(lambda g: g[-1], grads)
+
+    seconds = _time(run, (params, carry, xs, ts), repeats) / steps
+    return seconds, _bytes(carry), _temp_bytes(run, (params, carry, xs, ts))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hidden", type=int, nargs="+", default=[16, 32, 64, 128, 256])
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 32])
+    p.add_argument("--steps", type=int, default=20, help="steps per timed scan")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--only", nargs="*", default=None, help="entry names to run (case-insensitive)")
+    p.add_argument("--out", type=Path, default=Path("docs/results/step_cost.md"))
+    args = p.parse_args(argv)
+
+    entries = ENTRIES
+    if args.only:
+        wanted = {n.lower() for n in args.only}
+        entries = [e for e in ENTRIES if e.name.lower() in wanted]
+    key = jax.random.key(0)
+    rows = []
+    inference = {}
+    for batch in args.batch:
+        for hidden in args.hidden:
+            for e in entries:
+                if hidden > e.max_hidden.get(batch, 10**9):
+                    continue
+                model = e.model(hidden, key)
+                base_key = (e.model_name, hidden, batch)
+                if base_key not in inference:
+                    inference[base_key] = inference_cost(model, batch, args.steps, args.repeats, key)
+                    rows.append((e.model_name, "inference", hidden, batch, inference[base_key], 1.0, None, None))
+                    print(_fmt(rows[-1]), flush=True)
+                steps = max(2, args.steps // 4) if e.name.startswith("RTRL") and hidden >= 128 else args.steps
+                sec, carry_b, temp_b = online_cost(model, e.estimator(), batch, steps, args.repeats, key)
+                rows.append((e.model_name, e.name, hidden, batch, sec, sec / inference[base_key], carry_b, temp_b))
+                print(_fmt(rows[-1]), flush=True)
+    write_table(args.out, rows, " ".join(sys.argv[1:]) if argv is None else " ".join(argv))
+
+
+def _fmt(row):
+    model, name, hidden, batch, sec, ratio, carry_b, temp_b = row
+    mb = lambda b: "—" if b is None else f"{b / 2**20:.2f}"  # noqa: E731
+    return f"| {model} | {name} | {hidden} | {batch} | {sec * 1e6:.1f} | {ratio:.2f}× | {mb(carry_b)} | {mb(temp_b)} |"
+
+
+def write_table(path: Path, rows, argstr: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Step cost: online estimators vs an inference-only step",
+        "",
+        f"Machine: {machine_description()}.",
+        f"Command: `python benchmarks/step_cost.py {argstr}`".rstrip() + " (float32, input 32, readout 8).",
+        "",
+        "Time per step = median over repeats of a jitted `lax.scan` of vmapped steps over all streams, "
+        "divided by the number of steps (compilation excluded). Ratio = time / inference-only step of "
+        "the same model and batch measured in the same run. Carry = state + traces of all streams; "
+        "temp = XLA's temporary buffers of the compiled scan.",
+        "",
+        "| model | estimator | hidden | batch | µs/step | × inference | carry MiB | temp MiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_fmt(r) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
