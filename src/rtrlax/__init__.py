@@ -27,6 +27,7 @@ from .tasks.base import AbstractTask as AbstractTask
 from .tasks.base import Sample as Sample
 from .tasks.copy import CopyCurriculum as CopyCurriculum
 from .tasks.copy import CopyTask as CopyTask
+from .tasks.charlm import CharLM as CharLM
 from .nets.readout import Readout as Readout
 from .nets.lru_net import LRUNet as LRUNet
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ def _estimators() -> dict[str, Callable]:
 
 #: estimator name -> factory(argument or None); "name:arg" on the command line.
 ESTIMATORS: dict[str, Callable] = {}
+ESTIMATORS["sparsertrl"] = lambda a: importlib.import_module("rtrlax").SparseRTRL((float(a) if "." in a else int(a)) if a else 0.25)
 
 
 def _cells() -> dict[str, Callable]:
@@ -55,6 +57,7 @@ def _cells() -> dict[str, Callable]:
 
 #: cell name -> class taking (input_size, hidden_size, *, key, density, input_density).
 CELLS: dict[str, Callable] = {}
+CELLS["egru"] = lambda *a, **kw: importlib.import_module("rtrlax").EGRU(*a, **kw)
 
 
 def make_estimator(spec: str):
@@ -250,6 +253,7 @@ def _bar(total, desc, disable=False):
 
 #: task name -> function(subparsers) adding ``rtrlax run <task>``.
 RUNNERS: dict[str, Callable] = {"copy": _add_copy}
+RUNNERS["charlm"] = lambda sub: importlib.import_module("rtrlax.tasks.charlm").add_cli(sub)
 
 
 # --- rtrlax demo --------------------------------------------------------------------------

@@ -1,0 +1,3 @@
+"""Diagnostics: gradient fidelity, op and memory accounting."""
+
+from .accounting import sparse_rtrl_cost

@@ -1,0 +1,83 @@
+"""Op and memory accounting for sparse RTRL, from a carry (per step, jittable).
+
+:func:`sparse_rtrl_cost` reads what :class:`rtrlax.SparseRTRL` recorded in its carry
+during the last step (how many units were active, how many capacity chunks ran) and
+returns, per step and stream:
+
+* ``activity`` — fraction of units whose recurrent input (EGRU: ``y``) is non-zero,
+  i.e. units that fired (forward activity density);
+* ``active_fraction`` — fraction of units through which ``D_t M_{t-1}`` was computed
+  (fired *or* inside the pseudo-derivative window: the backward activity);
+* ``macs`` — multiply-adds sparse RTRL performed on the influence matrix this step:
+  ``m·k·(chunks·C)·n`` (dense part) ``+ m²·k·n`` (diagonal part) ``+ m·G·k²`` (forming
+  ``V = a_h·W_hh``) ``+ m·n`` (immediate) ``+ m·k·n`` (gradient ``δ·M``), summed over cores;
+* ``dense_macs`` — the same for dense RTRL (``rx.RTRL``) on the same model:
+  ``S²·P + S·P`` with ``S`` state scalars and ``P`` parameters (including masked ones,
+  which dense RTRL does not know about);
+* ``op_reduction`` = ``dense_macs / macs``;
+* ``influence_floats`` (``Σ m·k·n``), ``dense_influence_floats`` (``S·P``) and
+  ``memory_fraction`` (their ratio).
+
+Every value has the carry's leading (batch) axes, so it works on a learner's batched
+carry (``learner_state.carry``) as well as on one stream's.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from ..estimators.sparse_rtrl import SparseRTRL, _resolve_capacity, num_columns
+
+
+def _size(tree) -> int:
+    return sum(int(a.size) for a in jax.tree_util.tree_leaves(tree))
+
+
+def sparse_rtrl_cost(estimator: SparseRTRL, model: eqx.Module, carry) -> dict[str, Array]:
+    """Per-step counters of sparse RTRL's work and storage (see module docstring)."""
+    if not isinstance(estimator, SparseRTRL):
+        raise ValueError(f"sparse_rtrl_cost needs a SparseRTRL estimator, got {type(estimator).__name__}.")
+    cores = model.cores()
+    state_size = _size(model.initial_state())
+    n_params = _size(eqx.filter(model, eqx.is_inexact_array))
+    macs = 0
+    active = 0
+    floats = 0
+    units = 0
+    for core, traces in zip(cores, carry.traces):
+        m, k = len(core.initial_state()), core.hidden_size
+        n, g = num_columns(core), core.num_gates
+        cap = _resolve_capacity(estimator.capacity, k)
+        chunks = traces.chunks * 1.0
+        macs = macs + m * k * chunks * cap * n + (m * m * k * n + m * g * k * k + m * n + m * k * n)
+        active = active + traces.active
+        floats += m * k * n
+        units += k
+    dense = float(state_size) ** 2 * n_params + float(state_size) * n_params
+    out = {
+        "active_fraction": active / units,
+        "macs": macs,
+        "dense_macs": jnp.full_like(macs, dense),
+        "op_reduction": dense / macs,
+        "influence_floats": jnp.full_like(macs, floats),
+        "dense_influence_floats": jnp.full_like(macs, state_size * n_params),
+        "memory_fraction": jnp.full_like(macs, floats / (state_size * n_params)),
+    }
+    if len(cores) == 1:
+        h = cores[0].recurrent_input(carry.state)
+        out["activity"] = jnp.mean(h != 0, axis=-1)
+    return out
+
+
+def dense_rtrl_influence_floats(model: eqx.Module) -> int:
+    """``S·P``: the size of dense RTRL's influence matrix for ``model``."""
+    return _size(model.initial_state()) * _size(eqx.filter(model, eqx.is_inexact_array))
+
+
+def sparse_rtrl_influence_floats(model: eqx.Module) -> int:
+    """``Σ m·k·n`` over the cores: the size of sparse RTRL's influence matrices."""
+    return sum(len(c.initial_state()) * c.hidden_size * num_columns(c) for c in model.cores())
+
