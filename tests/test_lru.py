@@ -45,7 +45,7 @@ def test_ring_initialisation():
         assert not jnp.iscomplexobj(leaf)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])
 def test_layer_matches_complex_reference(seed):
     layer = LRU(3, 6, key=jax.random.key(seed), r_min=0.5, r_max=0.99)
     xs = jax.random.normal(jax.random.key(10 + seed), (25, 3))

@@ -18,33 +18,56 @@ encoder, decoder) gets its instantaneous gradient.
 
 **This is SnAp-1 on each LRU core.**  :class:`~rtrlax.cells.lru.LRUCore` is a gated
 cell with a diagonal recurrence, so SnAp-1's per-unit traces (estimators/snap.py) are
-exactly the traces above, and the shared driver (estimators/_traces.py) does the
-spatial backprop.  :class:`OnlineLRU` is therefore a thin final class over
-``snap1_init``/``snap1_step``/``snap1_influence``; it adds only the paper's ablations:
+exactly the traces above, ``rx.SnAp(1)`` on an LRU network computes the same gradients
+(tested to round-off), and the shared driver (estimators/_traces.py) does the spatial
+backprop for both.  :class:`OnlineLRU` keeps the driver and replaces only the generic
+SnAp-1 trace step by the LRU's closed form, because the generic form costs ~3× more
+per step (measured, benchmarks/online_lru.py): SnAp-1 stores ``∂(h_re, h_im)/∂B_re``
+and ``∂(h_re, h_im)/∂B_im`` separately (``4·N·H`` numbers) and forms per-unit
+Jacobians with ``jacfwd``; here ``h`` is holomorphic in ``B``
+(``∂h/∂B_im = i·∂h/∂B_re``), so one complex trace ``e^B`` (``2·N·H`` numbers) suffices,
+and ``λ ⊙ e`` is written out.  Ablations (the paper's):
 
 * ``horizon=None`` (default): full traces — exact RTRL for a single layer and for the
   last layer of a stack; approximate below it (the layers above are differentiated
   spatially).
 * ``horizon=1`` ("1-truncated"): traces restart every step, ``e^λ_t = h_{t-1}``,
-  ``e^γ_t = B u_t``, ``e^B_t = γ u_t^⊤`` (``snap1_step(carry_over=False)``).
+  ``e^γ_t = B u_t``, ``e^B_t = γ u_t^⊤`` (as ``snap1_step(carry_over=False)``).
 * ``horizon=0`` ("spatial"): the recurrent term ``λ ⊙ h_{t-1}`` is treated as a
   constant input (the paper's code stops its gradient): ν and θ get zero gradient,
   B and γ their immediate term.
 
-Memory: ``2·p_rec`` numbers per layer (``m = 2`` state components per parameter of the
-core: ``4·N·H + 6·N``), independent of the stream length.  Time per step:
-``O(N·H)`` per layer for the traces, plus one forward and one backward pass through
-the network at time t — the same order as an inference step.
+Memory per layer: ``2·N·H + 4·N`` trace numbers (half of generic SnAp-1's), plus the
+state; independent of the stream length.  Time per step: ``O(N·H)`` per layer for the
+traces (one complex multiply-add per entry of ``e^B``; the gradient ``Re/Im(δ̄ e^B)``
+is one more), plus one forward and one backward pass through the network at time t.
 """
 
 from __future__ import annotations
 
-import equinox as eqx
-import jax.numpy as jnp
+from typing import NamedTuple
 
-from ..cells.lru import LRUCore
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ..cells.lru import LRUCore, lambda_parts
 from ._traces import AbstractTraceEstimator
-from .snap import GatedTraces, snap1_influence, snap1_init, snap1_step
+
+Complex = tuple  #: (real part, imaginary part) of a complex array
+
+
+class LRUTraces(NamedTuple):
+    """The exact traces of one LRU core, each a complex array stored as (re, im)."""
+
+    lam: Complex  #: e^λ = ∂h/∂λ, each [N]
+    gamma: Complex  #: e^γ = ∂h/∂γ, each [N]
+    B: Complex  #: e^B = ∂h/∂B (row n of B moves h_n only), each [N, H]
+
+
+def _cmul(ar, ai, br, bi):
+    return ar * br - ai * bi, ar * bi + ai * br
 
 
 class OnlineLRU(AbstractTraceEstimator):
@@ -75,17 +98,52 @@ class OnlineLRU(AbstractTraceEstimator):
                     "For other gated cells use rx.SnAp(1)."
                 )
 
-    def init_traces(self, core: LRUCore) -> GatedTraces:
-        return snap1_init(core)
+    def init_traces(self, core: LRUCore) -> LRUTraces:
+        z = jnp.zeros(core.hidden_size, core.weight_ih.dtype)
+        zb = jnp.zeros(core.weight_ih.shape[1:], core.weight_ih.dtype)
+        return LRUTraces((z, z), (z, z), (zb, zb))
 
-    def core_step(self, core: LRUCore, traces: GatedTraces, state, u):
-        s_t, new = snap1_step(core, traces, state, u, carry_over=self.horizon is None)
-        if self.horizon == 0:
-            unit = eqx.tree_at(
-                lambda p: (p.nu_log, p.theta_log), new.unit, replace_fn=jnp.zeros_like
-            )
-            new = new._replace(unit=unit)
-        return s_t, new
+    def core_step(self, core: LRUCore, traces: LRUTraces, state, u: Float[Array, " input"]):
+        lam_re, lam_im = lambda_parts(core.nu_log, core.theta_log)
+        gamma = jnp.exp(core.gamma_log)
+        bu = core.weight_ih @ u  # [2, N]: (Re, Im) of B u, differentiable in u
+        h_re, h_im = state
+        rec_re, rec_im = _cmul(lam_re, lam_im, h_re, h_im)
+        s_t = (rec_re + gamma * bu[0], rec_im + gamma * bu[1])
 
-    def influence(self, core: LRUCore, traces: GatedTraces, tangent):
-        return snap1_influence(core, traces, tangent)
+        bu, u = jax.lax.stop_gradient((bu, u))
+        if self.horizon is None:  # e_t = λ ⊙ e_{t-1} + immediate
+            decay = lambda e: _cmul(lam_re, lam_im, *e)  # noqa: E731
+            decay_b = lambda e: _cmul(lam_re[:, None], lam_im[:, None], *e)  # noqa: E731
+        else:  # e_t = immediate
+            decay = decay_b = lambda e: (jnp.zeros_like(e[0]), jnp.zeros_like(e[1]))  # noqa: E731
+        e_lam = decay(traces.lam)
+        if self.horizon != 0:  # spatial (0): λ ⊙ h_{t-1} is a constant input, e^λ = 0
+            e_lam = (e_lam[0] + h_re, e_lam[1] + h_im)
+        e_gamma = decay(traces.gamma)
+        e_gamma = (e_gamma[0] + bu[0], e_gamma[1] + bu[1])
+        e_b = decay_b(traces.B)
+        e_b = (e_b[0] + gamma[:, None] * u, e_b[1])
+        return s_t, LRUTraces(e_lam, e_gamma, e_b)
+
+    def influence(self, core: LRUCore, traces: LRUTraces, tangent) -> Complex:
+        """``dh = e^λ dλ + e^γ dγ + Σ_j e^B[:, j] dB[:, j]`` with
+        ``dλ = λ (−e^{ν_log} dν_log + i e^{θ_log} dθ_log)``, ``dγ = γ dγ_log``,
+        ``dB = dB_re + i dB_im``."""
+        lam_re, lam_im = lambda_parts(core.nu_log, core.theta_log)
+        d_lam = _cmul(
+            lam_re,
+            lam_im,
+            -jnp.exp(core.nu_log) * tangent.nu_log,
+            jnp.exp(core.theta_log) * tangent.theta_log,
+        )
+        by_lam = _cmul(*traces.lam, *d_lam)
+        d_gamma = jnp.exp(core.gamma_log) * tangent.gamma_log
+        db_re, db_im = tangent.weight_ih[0], tangent.weight_ih[1]
+        eb_re, eb_im = traces.B
+        by_b_re = jnp.sum(eb_re * db_re - eb_im * db_im, axis=-1)
+        by_b_im = jnp.sum(eb_re * db_im + eb_im * db_re, axis=-1)
+        return (
+            by_lam[0] + traces.gamma[0] * d_gamma + by_b_re,
+            by_lam[1] + traces.gamma[1] * d_gamma + by_b_im,
+        )
