@@ -16,6 +16,25 @@ components per unit) and only the per-unit diagonal blocks of ``D_t`` matter:
 Memory ``m·p``; time ``O(m²·p)`` — the order of one BPTT step.  Exact when the
 recurrent weights are diagonal (columnar networks with ρ = 0, the LRU), which is why
 ColoR and the online LRU are SnAp-1 under other names.
+
+**SnAp-n** (``n >= 2``): unit ``i``'s parameters reach the units ``P_n(i)`` within
+``n - 1`` hops of the recurrent graph (``_pattern.py``; ``width = max_i |P_n(i)|``).
+The traces are one array ``T[i, c, r, e]`` = ∂s_t[c, reach[i, r]] / ∂θ_{i,e}, where
+``e`` runs over the ``E`` unmasked parameters of unit ``i`` (W_ih row, W_hh row,
+biases, unit parameters).  Because ``M_{t-1}`` is zero outside the pattern, the
+update only needs ``D_t``'s sub-block on ``P_n(i)``:
+
+.. math::  T_t[i] = \big(D_t\big)_{P_n(i), P_n(i)}\, T_{t-1}[i] + e_{r=0} \otimes \bar I_t[i],
+           \quad (D_t)_{(c,l),(c',j)} = δ_{lj}\, j_s[c,c',l] + \textstyle\sum_g a_h[c,g,l]\, W_{hh}[g,l,j]\, ρ[c',j].
+
+Memory ``k·m·width·E`` (≈ ``m·|P_n|·p_unmasked``; SnAp-2 on a density-``d`` net ≈
+``d·k`` entries per parameter).  Time per step ``O(k·m·width²·E)`` for the recurrent
+product plus ``O(k·m·G·width²)`` to form the sub-blocks.  ``n >= k`` (any connected
+net) keeps every structurally non-zero entry: exact RTRL.
+
+On a *masked* cell the pattern's sizes are read from the masks, which must be
+concrete: inside ``jit`` (e.g. under ``accumulate_grads``) use
+``rx.SnAp(n).bind(model)``, which records the sizes on the host first.
 """
 
 from __future__ import annotations
@@ -29,6 +48,7 @@ from jaxtyping import Array, PyTree
 
 from ..cells.base import AbstractGatedCell
 from ._gated import local_derivatives, mix_components, recurrent_diagonal, unit_params
+from ._pattern import GatedPattern, PatternSizes, gated_pattern, is_concrete, pattern_sizes
 from ._traces import AbstractTraceEstimator
 
 
@@ -109,21 +129,148 @@ def snap1_influence(core: AbstractGatedCell, traces: GatedTraces, tangent):
     return tuple(total[c] for c in range(m))
 
 
+class PatternTraces(NamedTuple):
+    """SnAp-n traces of a gated cell (n >= 2): the pattern and ``T[i, c, r, e]``."""
+
+    pattern: GatedPattern
+    trace: Array  #: [hidden, m, width, E]
+
+
+def _unit_leaves(tree) -> list:
+    return jax.tree_util.tree_leaves(unit_params(tree))
+
+
+def _entry_count(core: AbstractGatedCell, sizes: PatternSizes) -> int:
+    g, k = core.weight_ih.shape[:2]
+    e = sizes.q_ih + sizes.q_hh
+    e += g * (core.bias_ih is not None) + g * (core.bias_hh is not None)
+    return e + sum(leaf.size // k for leaf in _unit_leaves(core))
+
+
+def snapn_init(core: AbstractGatedCell, n: int, sizes: PatternSizes) -> PatternTraces:
+    m, k = len(core.initial_state()), core.hidden_size
+    pattern = gated_pattern(core, n, sizes)
+    trace = jnp.zeros((k, m, sizes.width, _entry_count(core, sizes)), core.weight_ih.dtype)
+    return PatternTraces(pattern, trace)
+
+
+def _per_unit(core, p: GatedPattern, w_ih, w_hh, b_ih, b_hh, unit_leaves) -> Array:
+    """Gather, per unit i, the values of its E kept entries: ``[..., k, E]``.
+
+    ``w_ih``/``w_hh`` are ``[..., G, k, src]`` arrays indexed per entry, biases
+    ``[..., G, k]``, unit leaves ``[..., F..., k]`` (leading batch axes allowed).
+    """
+    k = core.hidden_size
+    rows = jnp.arange(k)[:, None]
+    parts = [jnp.where(p.ih_valid, w_ih[..., p.ih_gate, rows, p.ih_src], 0)]
+    if p.hh_gate is not None:
+        parts.append(jnp.where(p.hh_valid, w_hh[..., p.hh_gate, rows, p.hh_src], 0))
+    for b in (b_ih, b_hh):
+        if b is not None:
+            parts.append(jnp.swapaxes(b, -1, -2))
+    for leaf in unit_leaves:
+        parts.append(jnp.swapaxes(leaf.reshape(leaf.shape[0], -1, k), -1, -2))
+    return jnp.concatenate(parts, axis=-1)
+
+
+def snapn_step(core: AbstractGatedCell, traces: PatternTraces, state, u):
+    """One SnAp-n step (n >= 2) on the pattern's sub-blocks of D_t."""
+    local = local_derivatives(core, state, u)
+    p, t = traces.pattern, traces.trace  # t: [k, m, c, E]
+    # Immediate influence on the own unit: [m, k, E] -> row r = 0 of each unit.
+    imm_x = local.a_x[..., None] * local.u  # [m, G, k, d]: ∂s[c,i]/∂W_ih[g,i,j]
+    imm_h = None if p.hh_gate is None else local.a_h[..., None] * local.h
+    imm = _per_unit(
+        core,
+        p,
+        imm_x,
+        imm_h,
+        None if core.bias_ih is None else local.a_x,
+        None if core.bias_hh is None else local.a_h,
+        jax.tree_util.tree_leaves(local.j_unit),
+    )  # [m, k, E]
+    reach = p.reach  # [k, c]
+    j_s = local.j_s[:, :, reach]  # [m, m, k, c]
+    new = jnp.einsum("abkr,kbre->kare", j_s, t)
+    w_hh = core.effective_weight_hh()
+    if w_hh is not None:
+        rho = local.rho[:, reach]  # [m, k, c]
+        h_part = jnp.einsum("bkr,kbre->kre", rho, t)  # influence on h at the kept units
+        w_sub = w_hh[:, reach[:, :, None], reach[:, None, :]]  # [G, k, c, c]
+        a_h = local.a_h[:, :, reach]  # [m, G, k, c]
+        w_eff = jnp.einsum("agkr,gkrs->kars", a_h, w_sub)  # [k, m, c, c]
+        new = new + jnp.einsum("kars,kse->kare", w_eff, h_part)
+    new = new.at[:, :, 0, :].add(jnp.swapaxes(imm, 0, 1))
+    new = jnp.where(p.reach_valid[:, None, :, None], new, 0)
+    return local.state, PatternTraces(p, new)
+
+
+def snapn_influence(core: AbstractGatedCell, traces: PatternTraces, tangent):
+    """``M · θ̇`` for SnAp-n traces: scatter each unit's kept rows back to the state."""
+    p, t = traces.pattern, traces.trace
+    k, m = t.shape[:2]
+    none_if = lambda name, present: getattr(tangent, name)[None] if present else None  # noqa: E731
+    theta = _per_unit(
+        core,
+        p,
+        tangent.weight_ih[None],
+        None if p.hh_gate is None else tangent.weight_hh[None],
+        none_if("bias_ih", core.bias_ih is not None),
+        none_if("bias_hh", core.bias_hh is not None),
+        [leaf[None] for leaf in _unit_leaves(tangent)],
+    )  # [1, k, E]
+    v = jnp.einsum("kcre,ke->ckr", t, theta[0])
+    v = jnp.where(p.reach_valid[None], v, 0).reshape(m, -1)
+    total = jnp.zeros((m, k), t.dtype).at[:, p.reach.reshape(-1)].add(v)
+    return tuple(total[c] for c in range(m))
+
+
+def kept_support(core: AbstractGatedCell, traces: PatternTraces) -> Array:
+    """Boolean ``[k, m, width, E]``: which trace slots are kept entries of P_n."""
+    p, t = traces.pattern, traces.trace
+    ones = lambda a: None if a is None else jnp.ones(a.shape, bool)  # noqa: E731
+    e_valid = _per_unit(
+        core,
+        p,
+        ones(core.weight_ih)[None],
+        None if p.hh_gate is None else ones(core.weight_hh)[None],
+        None if core.bias_ih is None else ones(core.bias_ih)[None],
+        None if core.bias_hh is None else ones(core.bias_hh)[None],
+        [ones(leaf)[None] for leaf in _unit_leaves(core)],
+    )[0]
+    return p.reach_valid[:, None, :, None] & e_valid[:, None, None, :] & jnp.ones(t.shape, bool)
+
+
 class SnAp(AbstractTraceEstimator):
     """SnAp-n on the gated cells (vanilla RNN, GRU, LSTM, EGRU, columnar, LRU cores).
 
     ``SnAp(1)`` stores one trace per parameter and state component (never a ``k×p``
-    array).  The pattern is derived from the cell's structure and masks.
+    array).  ``SnAp(n)``, ``n >= 2``, stores the entries of the pattern ``P_n`` derived
+    from the cell's structure and masks (see the module docstring); on masked cells
+    used inside ``jit`` call :meth:`bind` first.
     """
 
     n: int = eqx.field(static=True)
+    sizes: PatternSizes | None = eqx.field(static=True)
 
-    def __init__(self, n: int = 1):
+    def __init__(self, n: int = 1, *, sizes: PatternSizes | None = None):
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"SnAp needs n >= 1 (an integer number of steps), got {n!r}.")
-        if n > 1:
-            raise NotImplementedError("SnAp-n for n > 1 is not implemented yet.")
         self.n = n
+        self.sizes = None if sizes is None else PatternSizes(*sizes)
+
+    def bind(self, model) -> "SnAp":
+        """This estimator with the pattern sizes of ``model``'s cores recorded (host-side),
+        so that it works inside ``jit`` on masked cells.  The bound estimator suits any
+        model whose patterns fit those sizes (e.g. the same model after training)."""
+        self.check_model(model)
+        if self.n == 1:
+            return self
+        sizes = None
+        for core in model.cores():
+            own = pattern_sizes(core, self.n)
+            sizes = own if sizes is None else sizes.max(own)
+        return SnAp(self.n, sizes=sizes)
 
     def check_model(self, model) -> None:
         super().check_model(model)
@@ -134,11 +281,23 @@ class SnAp(AbstractTraceEstimator):
                     f"got a core of type {type(core).__name__}."
                 )
 
+    def core_sizes(self, core) -> PatternSizes:
+        """The pattern sizes used for ``core`` (its own when its masks are concrete)."""
+        if is_concrete(core) or self.sizes is None:
+            return pattern_sizes(core, self.n)
+        return self.sizes
+
     def init_traces(self, core):
-        return snap1_init(core)
+        if self.n == 1:
+            return snap1_init(core)
+        return snapn_init(core, self.n, self.core_sizes(core))
 
     def core_step(self, core, traces, state, u):
-        return snap1_step(core, traces, state, u)
+        if self.n == 1:
+            return snap1_step(core, traces, state, u)
+        return snapn_step(core, traces, state, u)
 
     def influence(self, core, traces, tangent):
-        return snap1_influence(core, traces, tangent)
+        if self.n == 1:
+            return snap1_influence(core, traces, tangent)
+        return snapn_influence(core, traces, tangent)
