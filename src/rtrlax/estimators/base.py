@@ -47,3 +47,11 @@ def split_params(model: eqx.Module):
     """``(params, static)``: the inexact arrays of ``model`` (its trainable parameters;
     boolean masks stay static) and the rest."""
     return eqx.partition(model, eqx.is_inexact_array)
+
+
+def bind_estimator(estimator: AbstractEstimator, model: eqx.Module) -> AbstractEstimator:
+    """Give an estimator the chance to read host-side facts of ``model`` before ``jit``
+    (e.g. SnAp-n's pattern sizes from the masks): calls ``estimator.bind(model)`` when
+    the estimator defines it.  ``accumulate_grads`` and ``OnlineLearner`` do this for you."""
+    bind = getattr(estimator, "bind", None)
+    return estimator if bind is None else bind(model)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._types import LossFn, Params
-from ..estimators.base import AbstractEstimator, AbstractOnlineEstimator
+from ..estimators.base import AbstractEstimator, AbstractOnlineEstimator, bind_estimator
 from ..estimators.bptt import BPTT
 
 
@@ -38,7 +38,7 @@ def accumulate_grads(
         With ``rx.BPTT()`` this is exactly ``jax.grad`` of the summed loss.
     """
     _check_sequence(model, xs, targets)
-    return _accumulate(estimator, model, xs, targets, loss_fn, key)
+    return _accumulate(bind_estimator(estimator, model), model, xs, targets, loss_fn, key)
 
 
 @eqx.filter_jit

@@ -32,7 +32,7 @@ import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._types import LossFn, Params
-from ..estimators.base import AbstractOnlineEstimator, split_params
+from ..estimators.base import AbstractOnlineEstimator, bind_estimator, split_params
 from ..tasks.base import AbstractTask, Sample
 
 
@@ -88,7 +88,7 @@ class OnlineLearner(eqx.Module):
         if not isinstance(update_every, int) or update_every < 1:
             raise ValueError(f"update_every must be a positive integer, got {update_every!r}.")
         self.params0, self.static = split_params(model)
-        self.estimator = estimator
+        self.estimator = bind_estimator(estimator, model)
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.update_every = update_every
