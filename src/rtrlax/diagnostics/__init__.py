@@ -1,5 +1,6 @@
-"""Diagnostics: gradient fidelity of online estimators against BPTT."""
+"""Diagnostics: gradient fidelity, op and memory accounting."""
 
+from .accounting import sparse_rtrl_cost
 from .fidelity import BiasVariance as BiasVariance
 from .fidelity import Fidelity as Fidelity
 from .fidelity import FidelitySummary as FidelitySummary
