@@ -61,6 +61,7 @@ ENTRIES: list[Entry] = [
     Entry("RTRL", rx.RTRL, max_hidden={1: 256, 32: 64}),
     Entry("SnAp-1", lambda: rx.SnAp(1)),
     Entry("TBPTT(16)", lambda: rx.TBPTT(16)),
+    Entry("SparseRTRL", lambda: rx.SparseRTRL(), model=lambda h, key, density=1.0: rx.Readout(rx.EGRU(INPUT_SIZE, h, key=key, density=density, dtype=jnp.float32), OUTPUT_SIZE, key=jax.random.fold_in(key, 1)), model_name="EGRU", max_hidden={1: 256, 32: 64}),
 ]
 
 

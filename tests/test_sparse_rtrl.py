@@ -111,3 +111,30 @@ class _NotGated(eqx.Module):
 
     def initial_state(self):
         return (jnp.zeros(2),)
+
+
+def test_accounting_counts_work_and_memory():
+    cell = _egru(1, 9, density=0.3, input_density=0.5)
+    model = rx.Readout(cell, 4, key=jax.random.key(0))
+    xs, ts = _data(10, 12, 4)
+    est = rx.SparseRTRL(2)
+    step = eqx.filter_jit(lambda m, c, x, t: est.step(m, c, x, t, _loss))
+    carry = est.init(model)
+    for x, t in zip(xs, ts):
+        carry, _ = step(model, carry, x, t)
+    cost = est.cost(model, carry)
+    n = num_columns(cell)
+    p = sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
+    assert float(cost["influence_floats"]) == 2 * 9 * n
+    assert float(cost["dense_influence_floats"]) == 18 * p
+    assert jnp.isclose(cost["memory_fraction"], 2 * 9 * n / (18 * p))
+    tr = carry.traces[0]
+    chunks = int(tr.chunks)
+    want = 2 * 9 * chunks * 2 * n + 4 * 9 * n + 2 * 3 * 81 + 2 * n + 18 * n
+    assert jnp.isclose(cost["macs"], want)
+    assert jnp.isclose(cost["dense_macs"], 18.0**2 * p + 18 * p)
+    assert float(cost["op_reduction"]) > 1
+    assert jnp.isclose(cost["active_fraction"], int(tr.active) / 9)
+    assert jnp.isclose(cost["activity"], jnp.mean(carry.state[1] != 0))
+    batched = jax.vmap(lambda c: est.cost(model, c))(jax.tree_util.tree_map(lambda a: jnp.stack([a, a]), carry))
+    assert batched["macs"].shape == (2,)
