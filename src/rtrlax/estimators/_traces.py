@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 from jaxtyping import PyTree
 
 from .._types import State
@@ -44,6 +45,31 @@ class TraceCarry(NamedTuple):
 def core_params(core) -> PyTree:
     """The trainable arrays of one core (its tangent/gradient structure)."""
     return eqx.filter(core, eqx.is_inexact_array)
+
+
+def _injection(influence, live, frozen, traces, s_t):
+    """``M_t (θ − sg θ)``: zero in value, ``M_tᵀ δ`` as its reverse-mode derivative in θ.
+
+    Written as a ``custom_vjp`` so that the forward pass touches neither θ nor the
+    traces (a plain ``influence(θ − sg θ)`` would read both once more per step only to
+    produce zeros); the backward pass is the transpose of ``influence``.
+    """
+
+    @jax.custom_vjp
+    def inject(live, frozen, traces, s_t):
+        return jax.tree_util.tree_map(jnp.zeros_like, s_t)
+
+    def fwd(live, frozen, traces, s_t):
+        return inject(live, frozen, traces, s_t), (live, frozen, traces, s_t)
+
+    def bwd(res, delta):
+        live, frozen, traces, s_t = res
+        (g,) = jax.linear_transpose(lambda v: influence(frozen, traces, v), live)(delta)
+        zeros = lambda tree: jax.tree_util.tree_map(jnp.zeros_like, tree)  # noqa: E731
+        return g, zeros(frozen), zeros(traces), zeros(s_t)
+
+    inject.defvjp(fwd, bwd)
+    return inject(live, frozen, traces, s_t)
 
 
 class AbstractTraceEstimator(AbstractOnlineEstimator):
@@ -94,9 +120,7 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
                 s_t, traces_t = self.core_step(frozen, carry.traces[index], sg(s_tm1), u)
                 traces_t = sg(traces_t)
                 new_traces.append(traces_t)
-                live = core_params(core)
-                tangent = jax.tree_util.tree_map(lambda a: a - sg(a), live)
-                injected = self.influence(frozen, traces_t, tangent)
+                injected = _injection(self.influence, core_params(core), frozen, traces_t, s_t)
                 return jax.tree_util.tree_map(lambda s, ds: s + ds, s_t, injected)
 
             m = eqx.combine(params, static)
