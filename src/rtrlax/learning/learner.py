@@ -132,10 +132,15 @@ class OnlineLearner(eqx.Module):
         model = self.model(state)
         b = sample.reset.shape[0]
         key, k_reset = jax.random.split(state.key)
-        fresh = jax.vmap(lambda k: _rekey(state.fresh_carry, k))(jax.random.split(k_reset, b))
-        carry = jax.tree_util.tree_map(
-            lambda f, c: jnp.where(_expand(sample.reset, c), f, c), fresh, state.carry
-        )
+
+        def reset_streams(carry):
+            fresh = jax.vmap(lambda k: _rekey(state.fresh_carry, k))(jax.random.split(k_reset, b))
+            return jax.tree_util.tree_map(
+                lambda f, c: jnp.where(_expand(sample.reset, c), f, c), fresh, carry
+            )
+
+        # only touch the (possibly large) carries on steps where some stream restarts
+        carry = jax.lax.cond(jnp.any(sample.reset), reset_streams, lambda c: c, state.carry)
         carry, out = jax.vmap(self.estimator.step, in_axes=(None, 0, 0, 0, None))(
             model, carry, sample.x, sample.target, loss_fn
         )
