@@ -79,6 +79,14 @@ def test_last_layer_of_a_stack_is_exact(n_layers, seed):
     assert float(a @ b / jnp.linalg.norm(a) / jnp.linalg.norm(b)) > 0.5
 
 
+def test_lru_core_with_readout_is_exact():
+    model = rx.Readout(rx.LRUCore(3, 6, key=jax.random.key(7), r_min=0.4), 2, key=jax.random.key(8))
+    xs, ts = data(7, 25, 3, 2)
+    exact, _ = rx.accumulate_grads(rx.BPTT(), model, xs, ts, LOSS)
+    online, _ = rx.accumulate_grads(rx.OnlineLRU(), model, xs, ts, LOSS)
+    assert_close(online, exact)
+
+
 def test_online_lru_is_snap1():
     model = net(2, 3)
     xs, ts = data(3, 15, 3, 2)

@@ -47,6 +47,7 @@ def _estimators() -> dict[str, Callable]:
 #: estimator name -> factory(argument or None); "name:arg" on the command line.
 ESTIMATORS: dict[str, Callable] = {}
 ESTIMATORS["sparsertrl"] = lambda a: importlib.import_module("rtrlax").SparseRTRL((float(a) if "." in a else int(a)) if a else 0.25)
+ESTIMATORS["onlinelru"] = lambda a: importlib.import_module("rtrlax").OnlineLRU(int(a) if a else None)
 
 
 def _cells() -> dict[str, Callable]:
@@ -58,6 +59,7 @@ def _cells() -> dict[str, Callable]:
 #: cell name -> class taking (input_size, hidden_size, *, key, density, input_density).
 CELLS: dict[str, Callable] = {}
 CELLS["egru"] = lambda *a, **kw: importlib.import_module("rtrlax").EGRU(*a, **kw)
+CELLS["lru"] = lambda *a, **kw: importlib.import_module("rtrlax.cells.lru").make_lru_core(*a, **kw)
 
 
 def make_estimator(spec: str):

@@ -64,8 +64,8 @@ class LRUCore(AbstractGatedCell):
     """The LRU recurrence ``h_t = λ ⊙ h_{t-1} + γ ⊙ (B u_t)`` as a gated cell.
 
     State ``(h_re, h_im)``, each ``[N]``; ``weight_ih[0] = B_re``, ``weight_ih[1] = B_im``.
-    ``output`` returns ``concat(h_re, h_im)``; the layer :class:`LRU` applies ``C`` and
-    ``D``.
+    ``output`` returns ``Re h`` (so ``rx.Readout(LRUCore(...), ...)`` is a single LRU with
+    a real linear readout); the layer :class:`LRU` applies the complex ``C`` and ``D``.
     """
 
     weight_ih: Float[Array, "2 hidden input"]
@@ -135,7 +135,7 @@ class LRUCore(AbstractGatedCell):
         )
 
     def output(self, state):
-        return jnp.concatenate(state)
+        return state[0]
 
 
 class LRU(eqx.Module):
@@ -206,3 +206,17 @@ class LRU(eqx.Module):
 
     def __call__(self, state: State, u: Array) -> tuple[State, Array]:
         return self.forward(state, u, core_call=plain_core_call)
+
+
+def make_lru_core(
+    input_size: int, hidden_size: int, *, key: PRNGKeyArray, density: float = 1.0,
+    input_density: float = 1.0,
+) -> LRUCore:  # fmt: skip
+    """An :class:`LRUCore` with the long-memory ring ``|λ| ∈ [0.9, 0.999]`` (the cell
+    factory signature of ``rtrlax run``; the LRU has no masks)."""
+    if density != 1.0 or input_density != 1.0:
+        raise ValueError(
+            "the LRU core has no weight masks: run it with --density 1 --input-density 1 "
+            f"(got density={density}, input_density={input_density})."
+        )
+    return LRUCore(input_size, hidden_size, key=key, r_min=0.9, r_max=0.999)
