@@ -31,62 +31,89 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import rtrlax as rx
 from rtrlax.cells.columnar import columnar_network
-from rtrlax.estimators.color import ColoR
-from rtrlax.learning.td import ColumnarTD, TDLambda, td_rmsprop
-from rtrlax.nets.ccn import Constructive
-from rtrlax.tasks.animal import discounted_return, trace_patterning
+from rtrlax.learning.td import ColumnarTD, msre_chunk
+from rtrlax.tasks.animal import TBPTT_PAIRS, make_td_learner, trace_patterning
 
 F32 = jnp.float32
-TBPTT_PAIRS = ["13:2", "3:10", "5:8", "8:5", "10:5", "15:4", "20:3", "30:2"]
 
 
-def make_learner(method: str, input_size: int, steps: int, lr: float, gamma: float, lam: float):
-    """``(learner, init(key) -> learner state)`` for one method."""
-    if method == "columnar":
-        fused = ColumnarTD(lr, gamma=gamma, lam=lam)
-        return fused, lambda k: fused.init(columnar_network(input_size, 20, key=k, dtype=F32))
-    if method in ("constructive", "ccn"):
-        spec = (10, 1, max(1, steps // 10)) if method == "constructive" else (20, 4, max(1, steps // 5))
-        td = TDLambda(ColoR(), td_rmsprop(lr), gamma=gamma, lam=lam)
-        return td, lambda k: td.init(Constructive(input_size, spec, key=k, dtype=F32))
-    if method == "snap1-lstm":
-        td = TDLambda(rx.SnAp(1), td_rmsprop(lr), gamma=gamma, lam=lam)
-        hidden = 10
-    elif method.startswith("tbptt-"):
-        T, hidden = (int(v) for v in method[len("tbptt-"):].split(":"))
-        td = TDLambda(rx.TBPTT(T), td_rmsprop(lr), gamma=gamma, lam=lam)
-    else:
-        raise ValueError(f"unknown method {method!r}")
-
-    def init(k):
-        k1, k2 = jax.random.split(k)
-        net = rx.Readout(rx.LSTM(input_size, hidden, key=k1, dtype=F32), 1, key=k2, zero_init=True)
-        return td.init(net)
-
-    return td, init
+def make_learner(method, input_size, steps, lr, gamma, lam):
+    return make_td_learner(method, input_size, steps, lr, gamma=gamma, lam=lam)
 
 
-def make_chunk(learner, env, block: int, blocks: int):
-    def one_block(es):
-        return env.generate(es, block)
+def make_chunk(learner, env, block, blocks):
+    return jax.jit(jax.vmap(msre_chunk(learner, env, block=block, blocks=blocks)))
 
-    def chunk(ls, es):
-        def body(carry, _):
-            ls, es = carry
-            es, smp = one_block(es)
-            ls, ys = learner.run(ls, smp.x, smp.cumulant)
-            return (ls, es), (ys, smp.cumulant)
 
-        (ls, es), (ys, cs) = jax.lax.scan(body, (ls, es), None, length=blocks)
-        _, peek = one_block(es)  # the next chunk regenerates exactly this block
-        n = block * blocks
-        g = discounted_return(jnp.concatenate([cs.reshape(-1), peek.cumulant]), env.gamma)[:n]
-        err = (g - ys.reshape(-1)) ** 2
-        return ls, es, jnp.mean(err), jnp.mean(g**2)
+def throughput(args):
+    """Steps/s of the fused ColoR + TD(λ) step (20 columns, trace patterning, float32),
+    single stream and a batch of streams, and the RSS over a long run."""
+    import resource
 
-    return jax.jit(jax.vmap(chunk))
+    env = trace_patterning(gamma=args.gamma)
+    fused = ColumnarTD(args.lr, gamma=args.gamma, lam=args.lam)
+    net = columnar_network(env.input_size, 20, key=jax.random.key(0), dtype=F32)
+    n = args.tp_chunk
+
+    def chunk(fs, es):
+        key, sub = jax.random.split(es.key)
+        us = jax.random.uniform(sub, (n, env.n_uniforms))
+
+        def body(c, u):
+            fs, es = c
+            es, smp = env.step_with(es, u)
+            fs, y = fused.step(fs, smp.x, smp.cumulant)
+            return (fs, es), y
+
+        (fs, es), ys = jax.lax.scan(body, (fs, es._replace(key=key)), us)
+        return fs, es, ys[-1]
+
+    out = {}
+    for batch in [1] + [int(b) for b in args.tp_batches.split(",")]:
+        if batch == 1:
+            fs, es, run = fused.init(net), env.init(jax.random.key(1)), jax.jit(chunk)
+        else:
+            fs = jax.vmap(lambda _: fused.init(net))(jnp.arange(batch))
+            es = jax.vmap(env.init)(jax.random.split(jax.random.key(1), batch))
+            run = jax.jit(jax.vmap(chunk))
+        fs, es, y = run(fs, es)
+        y.block_until_ready()
+        walls, cpus = [], []
+        for _ in range(args.tp_repeats):
+            t, c = time.perf_counter(), time.process_time()
+            fs, es, y = run(fs, es)
+            y.block_until_ready()
+            walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
+        out[batch] = dict(wall=float(np.median(walls)), cpu=float(np.median(cpus)),
+                          steps_per_s=n * batch / float(np.median(walls)),
+                          steps_per_cpu_s=n * batch / float(np.median(cpus)),
+                          all_steps_per_s=[n * batch / w for w in walls])
+        print(batch, out[batch], flush=True)
+    # memory over a long single-stream run
+    fs, es, run = fused.init(net), env.init(jax.random.key(2)), jax.jit(chunk)
+    rss = []
+    done = 0
+    t0 = time.perf_counter()
+    while done < args.tp_long:
+        fs, es, y = run(fs, es)
+        y.block_until_ready()
+        done += n
+        rss.append((done, _rss_mib()))
+    out["long"] = dict(steps=done, wall=time.perf_counter() - t0, rss=rss,
+                       peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                       finite=bool(np.isfinite(np.asarray(y))))
+    print("long", out["long"]["steps"], out["long"]["wall"], rss[0], rss[-1], flush=True)
+    json.dump(dict(machine=machine(), command="python " + " ".join(sys.argv), results=out),
+              open(args.tp_out, "w"))
+
+
+def _rss_mib() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def run_method(method, args):
@@ -191,9 +218,18 @@ def main(argv=None):
     p.add_argument("--block", type=int, default=1000)
     p.add_argument("--log", type=int, default=100_000)
     p.add_argument("--out", default="docs/results/animal_learning.json")
+    p.add_argument("--throughput", action="store_true", help="measure steps/s and RSS instead")
+    p.add_argument("--tp-chunk", type=int, default=100_000)
+    p.add_argument("--tp-batches", default="8,32")
+    p.add_argument("--tp-repeats", type=int, default=5)
+    p.add_argument("--tp-long", type=int, default=10_000_000)
+    p.add_argument("--tp-out", default="docs/results/animal_throughput.json")
     p.add_argument("--report", nargs="+", default=None,
                    help="only write docs/results/animal_learning.{md,png} from these json files")
     args = p.parse_args(argv)
+    if args.throughput:
+        throughput(args)
+        return
     if args.report:
         report(args.report, "docs/results/animal_learning.md", "docs/results/animal_learning.png")
         return

@@ -256,6 +256,7 @@ def _bar(total, desc, disable=False):
 #: task name -> function(subparsers) adding ``rtrlax run <task>``.
 RUNNERS: dict[str, Callable] = {"copy": _add_copy}
 RUNNERS["charlm"] = lambda sub: importlib.import_module("rtrlax.tasks.charlm").add_cli(sub)
+RUNNERS["trace-patterning"] = lambda sub: importlib.import_module("rtrlax.tasks.animal").add_cli(sub)
 
 
 # --- rtrlax demo --------------------------------------------------------------------------

@@ -8,3 +8,4 @@ from .snap import SnAp
 from .sparse_rtrl import SparseRTRL
 from .tbptt import TBPTT
 from .uoro import UORO
+from .color import ColoR

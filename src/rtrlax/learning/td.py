@@ -268,3 +268,36 @@ class ColumnarTD(eqx.Module):
             return self.step(st, *xc)
 
         return jax.lax.scan(body, s, (xs, cumulants), unroll=unroll)
+
+
+def msre_chunk(learner, env, *, block: int, blocks: int):
+    """A function ``(learner_state, env_state) -> (learner_state, env_state, msre, mean G²)``
+    that runs ``block·blocks`` steps of TD(λ) on ``env`` (an animal-learning stream,
+    :mod:`rtrlax.tasks.animal`) in one ``lax.scan``, unbatched (vmap it over streams).
+
+    The stream is produced in fixed blocks of ``block`` steps, so the true return
+    ``G_t = Σ_j γ^j c_{t+1+j}`` of every step of the chunk is computed exactly from the
+    chunk and a peek at the next block, which the next call regenerates identically
+    (the sum is cut ``block`` steps after the chunk: relative error ≤ γ^block).
+    ``learner`` is a :class:`TDLambda` or :class:`ColumnarTD`.
+    """
+    from ..tasks.animal import discounted_return
+
+    def one_block(es):
+        return env.generate(es, block)
+
+    def chunk(ls, es):
+        def body(carry, _):
+            ls, es = carry
+            es, smp = one_block(es)
+            ls, ys = learner.run(ls, smp.x, smp.cumulant)
+            return (ls, es), (ys, smp.cumulant)
+
+        (ls, es), (ys, cs) = jax.lax.scan(body, (ls, es), None, length=blocks)
+        _, peek = one_block(es)
+        n = block * blocks
+        g = discounted_return(jnp.concatenate([cs.reshape(-1), peek.cumulant]), env.gamma)[:n]
+        err = (g - ys.reshape(-1).astype(g.dtype)) ** 2
+        return ls, es, jnp.mean(err), jnp.mean(g**2)
+
+    return chunk
