@@ -30,7 +30,11 @@ is a gated cell): the reset gate multiplies the recurrent matmul (``r ⊙ (W_hz 
 PyTorch/cuDNN placement, as in rtrlax's GRU) instead of its input (``W_z (r ⊙ y)``); the
 update gate ``u`` weighs the old state (``u = 1`` keeps ``c``); and the reset term is
 applied inside the gated combination.  The paper's form with ``r`` inside the matmul
-would make a reset-gate parameter reach all units in one step.
+would make a reset-gate parameter reach all units in one step.  The event that triggers
+the reset, ``o_{t-1} = H(c_{t-1} - ϑ)``, is recomputed from the state with the same
+pseudo-derivative, so gradients flow through the reset term too (implementations that
+detach the reset give the same forward pass and slightly different gradients).  These
+equations were checked against ALGORITHMS.md §5, not against the papers' text verbatim.
 """
 
 from __future__ import annotations
