@@ -92,7 +92,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--chunk", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=7)
-    p.add_argument("--long-steps", type=int, default=100_000)
+    p.add_argument("--long-steps", type=int, default=100_000,
+                   help="steps of the memory run (0: reuse the last run's record)")
     p.add_argument("--out", type=Path, default=Path("docs/results/learner_stream.md"))
     args = p.parse_args(argv)
 
@@ -113,7 +114,19 @@ def main(argv=None):
         rows.append((name, hidden, batch, b, l, l / b))
         print(rows[-1], flush=True)
 
-    # long stream: exact RTRL on a GRU-32, one stream
+    marks, seconds = long_stream(task, args.long_steps)
+    write(args, rows, marks, seconds, argv)
+
+
+def long_stream(task, steps):
+    """RSS marks over ``steps`` steps of exact RTRL on a GRU-32; ``steps = 0`` reuses the
+    marks recorded by the last full run (docs/results/learner_stream.json)."""
+    import json
+
+    record = Path("docs/results/learner_stream.json")
+    if steps == 0:
+        data = json.loads(record.read_text())
+        return {int(k): v for k, v in data["marks"].items()}, data["seconds"]
     model = model_for(task, 32)
     learner = rx.OnlineLearner(model, rx.RTRL(), optax.adam(1e-3))
     state = learner.init(jax.random.key(2), batch_size=1, task=task)
@@ -121,14 +134,20 @@ def main(argv=None):
     marks = {}
     t0 = time.perf_counter()
     done = 0
-    while done < args.long_steps:
+    while done < steps:
         state, _ = learner.run(state, task, chunk, chunk=chunk)
         jax.block_until_ready(state.params)
         done += chunk
-        if done in (1000, 10_000, args.long_steps) or done % 25_000 == 0:
+        if done in (1000, 10_000, steps) or done % 25_000 == 0:
             marks[done] = rss_mib()
             print(f"{done} steps: RSS {marks[done]:.1f} MiB", flush=True)
     seconds = time.perf_counter() - t0
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps({"marks": marks, "seconds": seconds}))
+    return marks, seconds
+
+
+def write(args, rows, marks, seconds, argv):
 
     lines = [
         "# The online learner: overhead and memory over a long stream",
@@ -146,7 +165,7 @@ def main(argv=None):
     lines += [f"| {n} | {h} | {b} | {bs:,.0f} | {ls:,.0f} | {r:.3f} |" for n, h, b, bs, ls, r in rows]
     lines += [
         "",
-        f"## Memory over {args.long_steps:,} steps of exact RTRL on a GRU-32 (one stream)",
+        f"## Memory over {max(marks):,} steps of exact RTRL on a GRU-32 (one stream)",
         "",
         "| steps taken | resident memory (MiB) |",
         "|---|---|",
