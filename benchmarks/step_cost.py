@@ -63,6 +63,10 @@ ENTRIES: list[Entry] = [
     Entry("TBPTT(16)", lambda: rx.TBPTT(16)),
     Entry("OnlineLRU", rx.OnlineLRU, model=lambda h, key: rx.LRUNet(INPUT_SIZE, OUTPUT_SIZE, d_model=h, d_hidden=max(1, h // 2), n_layers=4, key=key, dtype=jnp.float32), model_name="LRUNet-4 (d_hidden=h/2)", max_hidden={1: 256, 32: 128}),
     Entry("SparseRTRL", lambda: rx.SparseRTRL(), model=lambda h, key, density=1.0: rx.Readout(rx.EGRU(INPUT_SIZE, h, key=key, density=density, dtype=jnp.float32), OUTPUT_SIZE, key=jax.random.fold_in(key, 1)), model_name="EGRU", max_hidden={1: 256, 32: 64}),
+    Entry("SnAp-2", lambda: rx.SnAp(2), model=lambda h, key: gru_model(h, key, density=0.1), model_name="GRU-10%", max_hidden={1: 256, 32: 64}),
+    Entry("UORO", rx.UORO),
+    Entry("KF-RTRL", rx.KFRTRL, model=vanilla_model, model_name="RNN", max_hidden={1: 256, 32: 128}),
+    Entry("RFLO", rx.RFLO, model=vanilla_model, model_name="RNN"),
 ]
 
 

@@ -104,21 +104,25 @@ def snap1_step(core: AbstractGatedCell, traces: GatedTraces, state, u, *, carry_
 
 
 def snap1_influence(core: AbstractGatedCell, traces: GatedTraces, tangent):
-    """``M · θ̇`` for SnAp-1 traces: each parameter moves only its own unit."""
+    """``M · θ̇`` for SnAp-1 traces: each parameter moves only its own unit.
+
+    Written as element-wise products and sums (not ``einsum``): their transpose — the
+    per-stream gradient ``δ ⊙ T`` — then stays element-wise, which XLA fuses on CPU
+    (a batched outer-product ``dot_general`` is an order of magnitude slower there).
+    """
 
     def masked(name, mask):
         t = getattr(tangent, name)
         return t if mask is None else jnp.where(mask, t, 0)
 
-    terms = [jnp.einsum("cgkj,gkj->ck", traces.weight_ih, masked("weight_ih", core.mask_ih))]
+    # weights [m, G, k, j] · [G, k, j] -> [m, k]; biases [m, G, k] · [G, k] -> [m, k]
+    terms = [(traces.weight_ih * masked("weight_ih", core.mask_ih)).sum(axis=(1, 3))]
     if traces.weight_hh is not None:
-        terms.append(
-            jnp.einsum("cgkj,gkj->ck", traces.weight_hh, masked("weight_hh", core.mask_hh))
-        )
+        terms.append((traces.weight_hh * masked("weight_hh", core.mask_hh)).sum(axis=(1, 3)))
     if traces.bias_ih is not None:
-        terms.append(jnp.einsum("cgk,gk->ck", traces.bias_ih, tangent.bias_ih))
+        terms.append((traces.bias_ih * tangent.bias_ih).sum(axis=1))
     if traces.bias_hh is not None:
-        terms.append(jnp.einsum("cgk,gk->ck", traces.bias_hh, tangent.bias_hh))
+        terms.append((traces.bias_hh * tangent.bias_hh).sum(axis=1))
     m = traces.weight_ih.shape[0]
     for t, dt in zip(
         jax.tree_util.tree_leaves(traces.unit), jax.tree_util.tree_leaves(unit_params(tangent))
@@ -190,16 +194,21 @@ def snapn_step(core: AbstractGatedCell, traces: PatternTraces, state, u):
         jax.tree_util.tree_leaves(local.j_unit),
     )  # [m, k, E]
     reach = p.reach  # [k, c]
-    j_s = local.j_s[:, :, reach]  # [m, m, k, c]
-    new = jnp.einsum("abkr,kbre->kare", j_s, t)
+    # Contractions over the tiny m / G axes are written element-wise (XLA fuses them;
+    # as dot_generals with many batch axes they are slow on CPU); the one real
+    # product, [k, m·c, c] @ [k, c, E], stays a batched matmul.
+    j_s = jnp.moveaxis(local.j_s[:, :, reach], 2, 0)  # [k, m, m, c]
+    new = (j_s[..., None] * t[:, None]).sum(axis=2)  # Σ_c' j_s[c,c',l] T[c',l]
     w_hh = core.effective_weight_hh()
     if w_hh is not None:
-        rho = local.rho[:, reach]  # [m, k, c]
-        h_part = jnp.einsum("bkr,kbre->kre", rho, t)  # influence on h at the kept units
+        rho = jnp.moveaxis(local.rho[:, reach], 1, 0)  # [k, m, c]
+        h_part = (rho[..., None] * t).sum(axis=1)  # [k, c, E]: influence on h at kept units
         w_sub = w_hh[:, reach[:, :, None], reach[:, None, :]]  # [G, k, c, c]
-        a_h = local.a_h[:, :, reach]  # [m, G, k, c]
-        w_eff = jnp.einsum("agkr,gkrs->kars", a_h, w_sub)  # [k, m, c, c]
-        new = new + jnp.einsum("kars,kse->kare", w_eff, h_part)
+        a_h = jnp.moveaxis(local.a_h[:, :, reach], 2, 0)  # [k, m, G, c]
+        w_eff = (a_h[..., None] * jnp.moveaxis(w_sub, 1, 0)[:, None]).sum(axis=2)  # [k, m, c, c]
+        k, m, c = w_eff.shape[:3]
+        rec = jnp.matmul(w_eff.reshape(k, m * c, c), h_part)  # [k, m·c, E]
+        new = new + rec.reshape(k, m, c, -1)
     new = new.at[:, :, 0, :].add(jnp.swapaxes(imm, 0, 1))
     new = jnp.where(p.reach_valid[:, None, :, None], new, 0)
     return local.state, PatternTraces(p, new)
@@ -219,7 +228,7 @@ def snapn_influence(core: AbstractGatedCell, traces: PatternTraces, tangent):
         none_if("bias_hh", core.bias_hh is not None),
         [leaf[None] for leaf in _unit_leaves(tangent)],
     )  # [1, k, E]
-    v = jnp.einsum("kcre,ke->ckr", t, theta[0])
+    v = jnp.swapaxes((t * theta[0][:, None, None, :]).sum(axis=-1), 0, 1)  # [m, k, c]
     v = jnp.where(p.reach_valid[None], v, 0).reshape(m, -1)
     total = jnp.zeros((m, k), t.dtype).at[:, p.reach.reshape(-1)].add(v)
     return tuple(total[c] for c in range(m))
