@@ -67,25 +67,31 @@ def bare_scan_rate(model, estimator, task, batch, chunk, repeats):
 
     args = (params, opt_state, carry, task_state)
     jax.block_until_ready(run(*args))
-    times = []
+    return _rates(lambda: jax.block_until_ready(run(*args)), chunk, repeats)
+
+
+def _rates(call, chunk, repeats):
+    """(steps/s by wall clock, steps/s by this process's CPU time), medians of repeats."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(run(*args))
-        times.append(time.perf_counter() - t0)
-    return chunk / statistics.median(times)
+        t0, c0 = time.perf_counter(), time.process_time()
+        call()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return chunk / statistics.median(wall), chunk / statistics.median(cpu)
 
 
 def learner_rate(model, estimator, task, batch, chunk, repeats):
     learner = rx.OnlineLearner(model, estimator, optax.adam(1e-3))
     state = learner.init(jax.random.key(1), batch_size=batch, task=task)
     state, _ = learner.run(state, task, chunk, chunk=chunk)  # compile
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        state, _ = learner.run(state, task, chunk, chunk=chunk)
-        jax.block_until_ready(state.params)
-        times.append(time.perf_counter() - t0)
-    return chunk / statistics.median(times)
+    holder = [state]
+
+    def call():
+        holder[0], _ = learner.run(holder[0], task, chunk, chunk=chunk)
+        jax.block_until_ready(holder[0].params)
+
+    return _rates(call, chunk, repeats)
 
 
 def main(argv=None):
@@ -110,8 +116,9 @@ def main(argv=None):
         for _ in range(3):
             bare.append(bare_scan_rate(model, est, task, batch, args.chunk, args.repeats))
             lrn.append(learner_rate(model, est, task, batch, args.chunk, args.repeats))
-        b, l = statistics.median(bare), statistics.median(lrn)
-        rows.append((name, hidden, batch, b, l, l / b))
+        b = [statistics.median(r[i] for r in bare) for i in (0, 1)]
+        l = [statistics.median(r[i] for r in lrn) for i in (0, 1)]
+        rows.append((name, hidden, batch, b[0], l[0], l[0] / b[0], b[1], l[1], l[1] / b[1]))
         print(rows[-1], flush=True)
 
     marks, seconds = long_stream(task, args.long_steps)
@@ -159,10 +166,16 @@ def write(args, rows, marks, seconds, argv):
         "",
         f"Chunks of {args.chunk} steps; median of {args.repeats} repeats, three interleaved rounds.",
         "",
-        "| estimator | hidden | streams | bare scan steps/s | learner steps/s | learner / bare |",
-        "|---|---|---|---|---|---|",
+        "Wall-clock rates, and rates by the process's CPU time (steadier on a shared machine).",
+        "",
+        "| estimator | hidden | streams | bare steps/s (wall) | learner steps/s (wall) | learner / bare (wall) "
+        "| bare steps/s (CPU) | learner steps/s (CPU) | learner / bare (CPU) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [f"| {n} | {h} | {b} | {bs:,.0f} | {ls:,.0f} | {r:.3f} |" for n, h, b, bs, ls, r in rows]
+    lines += [
+        f"| {n} | {h} | {b} | {bw:,.0f} | {lw:,.0f} | {rw:.3f} | {bc:,.0f} | {lc:,.0f} | {rc:.3f} |"
+        for n, h, b, bw, lw, rw, bc, lc, rc in rows
+    ]
     lines += [
         "",
         f"## Memory over {max(marks):,} steps of exact RTRL on a GRU-32 (one stream)",

@@ -75,14 +75,16 @@ def loss_fn(y, target):
 
 
 def _time(fn, args, repeats):
+    """(median wall seconds, median CPU seconds of this process) per call."""
     out = fn(*args)  # compile + warm up
     jax.block_until_ready(out)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def _bytes(tree) -> int:
@@ -113,7 +115,8 @@ def inference_cost(model, batch, steps, repeats, key):
 
         return jax.lax.scan(body, state, xs)
 
-    return _time(run, (params, xs), repeats) / steps
+    wall, cpu = _time(run, (params, xs), repeats)
+    return wall / steps, cpu / steps
 
 
 def online_cost(model, estimator, batch, steps, repeats, key):
@@ -138,8 +141,8 @@ def online_cost(model, estimator, batch, steps, repeats, key):
         carry, (losses, grads) = jax.lax.scan(body, carry, (xs, ts))
         return carry, losses, jax.tree_util.tree_map(lambda g: g[-1], grads)
 
-    seconds = _time(run, (params, carry, xs, ts), repeats) / steps
-    return seconds, _bytes(carry), _temp_bytes(run, (params, carry, xs, ts))
+    wall, cpu = _time(run, (params, carry, xs, ts), repeats)
+    return wall / steps, cpu / steps, _bytes(carry), _temp_bytes(run, (params, carry, xs, ts))
 
 
 def main(argv=None):
@@ -168,19 +171,24 @@ def main(argv=None):
                 base_key = (e.model_name, hidden, batch)
                 if base_key not in inference:
                     inference[base_key] = inference_cost(model, batch, args.steps, args.repeats, key)
-                    rows.append((e.model_name, "inference", hidden, batch, inference[base_key], 1.0, None, None))
+                    w, c = inference[base_key]
+                    rows.append((e.model_name, "inference", hidden, batch, w, c, 1.0, 1.0, None, None))
                     print(_fmt(rows[-1]), flush=True)
                 steps = max(2, args.steps // 4) if e.name.startswith("RTRL") and hidden >= 128 else args.steps
-                sec, carry_b, temp_b = online_cost(model, e.estimator(), batch, steps, args.repeats, key)
-                rows.append((e.model_name, e.name, hidden, batch, sec, sec / inference[base_key], carry_b, temp_b))
+                w, c, carry_b, temp_b = online_cost(model, e.estimator(), batch, steps, args.repeats, key)
+                w0, c0 = inference[base_key]
+                rows.append((e.model_name, e.name, hidden, batch, w, c, w / w0, c / c0, carry_b, temp_b))
                 print(_fmt(rows[-1]), flush=True)
     write_table(args.out, rows, " ".join(sys.argv[1:]) if argv is None else " ".join(argv))
 
 
 def _fmt(row):
-    model, name, hidden, batch, sec, ratio, carry_b, temp_b = row
+    model, name, hidden, batch, wall, cpu, r_wall, r_cpu, carry_b, temp_b = row
     mb = lambda b: "—" if b is None else f"{b / 2**20:.2f}"  # noqa: E731
-    return f"| {model} | {name} | {hidden} | {batch} | {sec * 1e6:.1f} | {ratio:.2f}× | {mb(carry_b)} | {mb(temp_b)} |"
+    return (
+        f"| {model} | {name} | {hidden} | {batch} | {wall * 1e6:.1f} | {r_wall:.2f}× "
+        f"| {cpu * 1e6:.1f} | {r_cpu:.2f}× | {mb(carry_b)} | {mb(temp_b)} |"
+    )
 
 
 def write_table(path: Path, rows, argstr: str) -> None:
@@ -192,12 +200,13 @@ def write_table(path: Path, rows, argstr: str) -> None:
         f"Command: `python benchmarks/step_cost.py {argstr}`".rstrip() + " (float32, input 32, readout 8).",
         "",
         "Time per step = median over repeats of a jitted `lax.scan` of vmapped steps over all streams, "
-        "divided by the number of steps (compilation excluded). Ratio = time / inference-only step of "
-        "the same model and batch measured in the same run. Carry = state + traces of all streams; "
-        "temp = XLA's temporary buffers of the compiled scan.",
+        "divided by the number of steps (compilation excluded): wall-clock, and the CPU time of the "
+        "process (all threads), which is the steadier figure when the machine is shared. Ratio = time / "
+        "inference-only step of the same model and batch measured in the same run. Carry = state + "
+        "traces of all streams; temp = XLA's temporary buffers of the compiled scan.",
         "",
-        "| model | estimator | hidden | batch | µs/step | × inference | carry MiB | temp MiB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | estimator | hidden | batch | wall µs/step | × inference | CPU µs/step | × inference (CPU) | carry MiB | temp MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_fmt(r) for r in rows]
     path.write_text("\n".join(lines) + "\n")
