@@ -91,6 +91,7 @@ def throughput(args):
                           steps_per_cpu_s=n * batch / float(np.median(cpus)),
                           all_steps_per_s=[n * batch / w for w in walls])
         print(batch, out[batch], flush=True)
+        _dump(args, out)
     # memory over a long single-stream run
     fs, es, run = fused.init(net), env.init(jax.random.key(2)), jax.jit(chunk)
     rss = []
@@ -101,10 +102,17 @@ def throughput(args):
         y.block_until_ready()
         done += n
         rss.append((done, _rss_mib()))
+        if len(rss) % 10 == 0:
+            out["long"] = dict(steps=done, wall=time.perf_counter() - t0, rss=rss, partial=True)
+            _dump(args, out)
     out["long"] = dict(steps=done, wall=time.perf_counter() - t0, rss=rss,
                        peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                        finite=bool(np.isfinite(np.asarray(y))))
     print("long", out["long"]["steps"], out["long"]["wall"], rss[0], rss[-1], flush=True)
+    _dump(args, out)
+
+
+def _dump(args, out):
     json.dump(dict(machine=machine(), command="python " + " ".join(sys.argv), results=out),
               open(args.tp_out, "w"))
 
