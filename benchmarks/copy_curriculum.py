@@ -82,8 +82,15 @@ def main(argv=None):
     p.add_argument("--truncation", type=int, default=8, help="T of TBPTT(T)")
     p.add_argument("--max-length", type=int, default=40)
     p.add_argument("--out", type=Path, default=Path("docs/results/copy_curriculum.md"))
+    p.add_argument("--from-json", action="store_true", help="only rewrite the report from <out>.json")
     args = p.parse_args(argv)
     command = "python benchmarks/copy_curriculum.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.from_json:
+        saved = json.loads(args.out.with_suffix(".json").read_text())
+        args = argparse.Namespace(**(saved["args"] | {"out": args.out}))
+        command = saved.get("command", command)
+        write_report(args, saved["runs"], command)
+        return
 
     runs = []
     json_path = args.out.with_suffix(".json")
@@ -102,7 +109,9 @@ def main(argv=None):
                     flush=True,
                 )
                 json_path.parent.mkdir(parents=True, exist_ok=True)
-                json_path.write_text(json.dumps({"args": vars(args) | {"out": str(args.out)}, "runs": runs}))
+                json_path.write_text(json.dumps(
+                    {"args": vars(args) | {"out": str(args.out)}, "command": command, "runs": runs}
+                ))
     write_report(args, runs, command)
 
 
@@ -160,6 +169,20 @@ def write_report(args, runs, command):
             secs = np.mean([r["seconds"] for r in sel])
             cells.append(f"{np.mean(ls):.1f} ({', '.join(map(str, ls))}; {secs:.0f} s/run)")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Ordering by mean largest L. Differences smaller than the spread between seeds (the "
+        "per-seed values above) are not evidence of an ordering; a level is one unit of L.",
+        "",
+    ]
+    for density in densities:
+        means = {}
+        for label in labels:
+            sel = [r["max_level"] for r in runs if r["estimator"] == label and r["density"] == density]
+            if sel:
+                means[label] = float(np.mean(sel))
+        order = sorted(means, key=lambda k: -means[k])
+        lines.append(f"- density {density:g}: " + " ≥ ".join(f"{k} ({means[k]:.1f})" for k in order))
     lines += [
         "",
         "On a dense GRU P_2 keeps every entry (each unit feeds every unit in one step), so "

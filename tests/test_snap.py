@@ -71,7 +71,14 @@ def diagonal(core):
     )
 
 
-@pytest.mark.parametrize("cell,seed", [(rx.VanillaRNN, 0), (rx.GRU, 1), (rx.LSTM, 2)])
+@pytest.mark.parametrize(
+    "cell,seed",
+    [
+        pytest.param(rx.VanillaRNN, 0, marks=pytest.mark.slow),  # also in test_exact.py
+        (rx.GRU, 1),
+        pytest.param(rx.LSTM, 2, marks=pytest.mark.slow),
+    ],
+)
 def test_snap1_equals_rtrl_on_diagonal_recurrence(cell, seed):
     model, xs, ts = problem(cell, 5, 1.0, seed)
     model = eqx.tree_at(lambda m: m.core, model, diagonal(model.core))
@@ -124,9 +131,20 @@ def _kept_pattern(core, n, sizes):
     return jax.jacfwd(m_times)(jnp.zeros_like(theta)) != 0, kept_support(core, traces).sum()
 
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("density", [1.0, 0.3])
-@pytest.mark.parametrize("n", [1, 2])
+FAST_PATTERNS = {("GRU", 0.3, 1), ("GRU", 0.3, 2), ("LSTM", 0.3, 2), ("VanillaRNN", 1.0, 2)}
+
+
+@pytest.mark.parametrize(
+    "cell,density,n",
+    [
+        pytest.param(
+            c, d, n, marks=() if (c.__name__, d, n) in FAST_PATTERNS else pytest.mark.slow
+        )
+        for c in CELLS
+        for d in [1.0, 0.3]
+        for n in [1, 2]
+    ],
+)
 def test_kept_pattern_matches_dense_jacobian_structure(cell, density, n):
     core = cell(3, 7, key=jax.random.key(5), density=density, input_density=0.6)
     structural = np.asarray(structural_pattern(core, n))

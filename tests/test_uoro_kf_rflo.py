@@ -30,8 +30,8 @@ SEEDS = jax.random.split(jax.random.key(123), 400)
     "estimator,cell,density",
     [
         (rx.UORO(), rx.VanillaRNN, 1.0),
-        (rx.UORO(), rx.GRU, 1.0),
-        (rx.KFRTRL(), rx.VanillaRNN, 1.0),
+        pytest.param(rx.UORO(), rx.GRU, 1.0, marks=pytest.mark.slow),
+        pytest.param(rx.KFRTRL(), rx.VanillaRNN, 1.0, marks=pytest.mark.slow),
         (rx.KFRTRL(), rx.VanillaRNN, 0.5),
     ],
     ids=["uoro-rnn", "uoro-gru", "kf-rnn", "kf-rnn-sparse"],
