@@ -67,6 +67,7 @@ ENTRIES: list[Entry] = [
     Entry("UORO", rx.UORO),
     Entry("KF-RTRL", rx.KFRTRL, model=vanilla_model, model_name="RNN", max_hidden={1: 256, 32: 128}),
     Entry("RFLO", rx.RFLO, model=vanilla_model, model_name="RNN"),
+    Entry("ColoR", rx.ColoR, model=lambda h, key: rx.Readout(rx.Columnar(INPUT_SIZE, h, key=key, dtype=jnp.float32), OUTPUT_SIZE, key=jax.random.fold_in(key, 1)), model_name="Columnar"),
 ]
 
 
