@@ -1,0 +1,502 @@
+"""The online LRU: accuracy against BPTT and the ablations, cost per step, streaming memory.
+
+Subcommands (each writes its part of docs/results/online_lru.json; ``report`` writes
+docs/results/online_lru.md and online_lru.png from it):
+
+  accuracy  copy task (T = 48) and sequential digits (T = 64), 1/2/4 layers, seeds vmapped,
+            BPTT vs OnlineLRU vs 1-truncated vs spatial, same number of updates
+  cost      µs per step: an online training step vs an inference-only step of the same
+            4-layer network (jit first, block_until_ready, repeats interleaved, median)
+  memory    peak RSS of a fresh process streaming T = 100 vs T = 100,000 online steps
+  report    the markdown table + plot
+
+Training protocol for the sequence tasks: each update draws a batch of whole sequences;
+every estimator computes its gradient of the summed per-step loss of each sequence
+(``accumulate_grads``: the online ones step by step, BPTT offline), vmapped over the
+batch and averaged; one Adam update per batch.  Same budget (updates, batch, lr) for all.
+
+    /work/venv/bin/python benchmarks/online_lru.py accuracy [--quick]
+    /work/venv/bin/python benchmarks/online_lru.py cost
+    /work/venv/bin/python benchmarks/online_lru.py memory
+    /work/venv/bin/python benchmarks/online_lru.py report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import rtrlax as rx
+from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+JSON = RESULTS / "online_lru.json"
+
+METHODS = {
+    "BPTT": lambda: rx.BPTT(),
+    "online": lambda: rx.OnlineLRU(),
+    "1-truncated": lambda: rx.OnlineLRU(horizon=1),
+    "spatial": lambda: rx.OnlineLRU(horizon=0),
+}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, jax {jax.__version__}"
+
+
+def load() -> dict:
+    return json.loads(JSON.read_text()) if JSON.exists() else {}
+
+
+def save(part: str, value) -> None:
+    data = load()
+    data[part] = value
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    JSON.write_text(json.dumps(data, indent=1))
+
+
+# --- tasks as batches of whole sequences ------------------------------------------------
+
+
+def copy_batch(key, batch):
+    task = rx.CopyTask()
+
+    def one(k):
+        def body(s, _):
+            s, sample = task.sample(s)
+            return s, (sample.x, sample.target)
+
+        return jax.lax.scan(body, task.init(k), None, length=task.sequence_length)[1]
+
+    xs, targets = jax.vmap(one)(jax.random.split(key, batch))
+    return xs, targets
+
+
+def copy_setup():
+    task = rx.CopyTask()
+
+    def accuracy(ys, targets):  # per-bit accuracy on the scored (recall) steps
+        scored = targets.scored[..., None]
+        correct = ((ys > 0) == (targets.bits > 0.5)) & scored
+        return jnp.sum(correct) / (jnp.sum(scored) * task.bits)
+
+    def train_batch(key, batch):
+        return copy_batch(key, batch)
+
+    test = copy_batch(jax.random.key(12345), 500)
+    return dict(input=task.input_size, output=task.output_size, pool=False, loss=task.loss,
+                train_batch=train_batch, test=test, accuracy=accuracy)  # fmt: skip
+
+
+def digits_setup():
+    xs, ys = sequential_digits("train")
+    xt, yt = sequential_digits("test")
+    xs, ys = jnp.asarray(xs), jnp.asarray(ys)
+    targets = class_targets(ys, 64)
+    test = (jnp.asarray(xt), class_targets(jnp.asarray(yt), 64))
+
+    def accuracy(ys_, targets_):  # the pooled prediction at the last step
+        return jnp.mean(jnp.argmax(ys_[:, -1], -1) == targets_.label[:, -1])
+
+    def train_batch(key, batch):
+        idx = jax.random.choice(key, xs.shape[0], (batch,), replace=False)
+        return xs[idx], jax.tree_util.tree_map(lambda a: a[idx], targets)
+
+    return dict(input=1, output=10, pool=True, loss=class_loss, train_batch=train_batch,
+                test=test, accuracy=accuracy)  # fmt: skip
+
+
+# --- training ---------------------------------------------------------------------------
+
+
+def train(setup, method, n_layers, seeds, *, updates, batch, d_model, d_hidden, lr):
+    estimator = METHODS[method]()
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+
+    def make(k):
+        return rx.LRUNet(
+            setup["input"], setup["output"], d_model=d_model, d_hidden=d_hidden,
+            n_layers=n_layers, key=k, r_min=0.9, r_max=0.999, max_phase=math.pi,
+            pool=setup["pool"], dtype=jnp.float32,
+        )  # fmt: skip
+
+    models = eqx.filter_vmap(make)(keys)
+    opt = optax.adam(lr)
+    opt_states = eqx.filter_vmap(lambda m: opt.init(eqx.filter(m, eqx.is_inexact_array)))(models)
+    loss_fn = setup["loss"]
+
+    @eqx.filter_jit
+    def update(models, opt_states, data_keys):
+        def one_seed(model, opt_state, key):
+            xs, targets = setup["train_batch"](key, batch)
+            grads, losses = jax.vmap(
+                lambda x, t: rx.accumulate_grads(estimator, model, x, t, loss_fn)
+            )(xs, targets)
+            grads = jax.tree_util.tree_map(lambda g: g.mean(0), grads)
+            upd, opt_state = opt.update(grads, opt_state)
+            return eqx.apply_updates(model, upd), opt_state, losses.sum(-1).mean()
+
+        return eqx.filter_vmap(one_seed)(models, opt_states, data_keys)
+
+    @eqx.filter_jit
+    def evaluate(models):
+        xs, targets = setup["test"]
+
+        def one_seed(model):
+            def run(x):
+                def body(s, xt):
+                    return model(s, xt)
+
+                return jax.lax.scan(body, model.initial_state(), x)[1]
+
+            ys = jax.vmap(run)(xs)
+            return setup["accuracy"](ys, targets)
+
+        return eqx.filter_vmap(one_seed)(models)
+
+    t0 = time.perf_counter()
+    curve = []
+    data_key = jax.random.key(999)
+    for i in range(updates):
+        data_key, k = jax.random.split(data_key)
+        ks = jax.random.split(k, len(seeds))
+        models, opt_states, loss = update(models, opt_states, ks)
+        if (i + 1) % max(1, updates // 10) == 0 or i == 0:
+            curve.append((i + 1, np.asarray(loss).tolist()))
+    acc = np.asarray(evaluate(models)).tolist()
+    return dict(accuracy=acc, curve=curve, seconds=time.perf_counter() - t0)
+
+
+def accuracy_cmd(args):
+    cfg = dict(
+        updates=args.updates, batch=args.batch, d_model=args.d_model, d_hidden=args.d_hidden,
+        lr=args.lr,
+    )  # fmt: skip
+    seeds = list(range(args.seeds))
+    out = load().get("accuracy", {}) if args.resume else {}
+    out["config"] = dict(cfg, seeds=seeds, machine=machine(), command=" ".join(sys.argv))
+    for task_name in args.tasks:
+        setup = {"copy": copy_setup, "digits": digits_setup}[task_name]()
+        for n_layers in args.layers:
+            for method in args.methods:
+                name = f"{task_name}/{n_layers}/{method}"
+                if name in out:
+                    continue
+                res = train(setup, method, n_layers, seeds, **cfg)
+                out[name] = res
+                print(f"{name}: acc {np.round(res['accuracy'], 3)} ({res['seconds']:.0f} s)",
+                      flush=True)  # fmt: skip
+                save("accuracy", out)
+
+
+# --- cost -------------------------------------------------------------------------------
+
+
+def cost_cmd(args):
+    results = []
+    for batch, d_model, d_hidden in [(50, 128, 64), (1, 128, 64), (1, 64, 32)]:
+        results.append(cost_one(batch, d_model, d_hidden, args.repeats))
+        save("cost", dict(rows=results, machine=machine(), command=" ".join(sys.argv)))
+
+
+def cost_one(batch, d_model, d_hidden, repeats, T=48, layers=4):
+    model = rx.LRUNet(8, 8, d_model=d_model, d_hidden=d_hidden, n_layers=layers,
+                      key=jax.random.key(0), dtype=jnp.float32)  # fmt: skip
+    xs = jax.random.normal(jax.random.key(1), (T, batch, 8), jnp.float32)
+    ts = jax.random.normal(jax.random.key(2), (T, batch, 8), jnp.float32)
+    loss = lambda y, t: jnp.mean((y - t) ** 2)  # noqa: E731
+
+    @eqx.filter_jit
+    def infer(model, xs, ts):
+        s0 = jax.vmap(lambda _: model.initial_state())(jnp.arange(batch))
+        return jax.lax.scan(lambda s, x: jax.vmap(model)(s, x), s0, xs)[1]
+
+    def online(est):
+        # what rx.OnlineLearner does per step: vmap the estimator over streams, mean grads
+        @eqx.filter_jit
+        def run(model, xs, ts):
+            c0 = jax.vmap(lambda _: est.init(model))(jnp.arange(batch))
+            zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+
+            def body(acc, xt):
+                c, g = acc
+                c, out = jax.vmap(lambda c, x, t: est.step(model, c, x, t, loss))(c, *xt)
+                g = jax.tree_util.tree_map(lambda a, b: a + b.mean(0), g, out.grads)
+                return (c, g), out.loss
+
+            return jax.lax.scan(body, (c0, zero), (xs, ts))
+
+        return run
+
+    @eqx.filter_jit
+    def spatial_only(model, xs, ts):
+        # the floor of any method built on spatial backprop, in the learner's protocol:
+        # per-stream value_and_grad of one step (vmapped), grads averaged; no traces
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        s0 = jax.vmap(lambda _: model.initial_state())(jnp.arange(batch))
+
+        def one(s, x, t):
+            def f(p):
+                st, y = eqx.combine(p, static)(s, x)
+                return loss(y, t), jax.lax.stop_gradient(st)
+
+            (_, st), g = jax.value_and_grad(f, has_aux=True)(params)
+            return st, g
+
+        def body(acc, xt):
+            s, g = acc
+            s, gs = jax.vmap(one)(s, *xt)
+            return (s, jax.tree_util.tree_map(lambda a, b: a + b.mean(0), g, gs)), None
+
+        zero = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return jax.lax.scan(body, (s0, zero), (xs, ts))[0]
+
+    fns = {
+        "inference": infer,
+        "online (OnlineLRU)": online(rx.OnlineLRU()),
+        "generic SnAp-1 (rx.SnAp(1))": online(rx.SnAp(1)),
+        "forward+backward at t, no traces": spatial_only,
+    }
+    for f in fns.values():
+        jax.block_until_ready(f(model, xs, ts))
+    times = {k: [] for k in fns}
+    for _ in range(repeats):  # interleaved, so load changes hit every variant alike
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f(model, xs, ts))
+            times[k].append((time.perf_counter() - t0) / T * 1e6)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    row = dict(batch=batch, d_model=d_model, d_hidden=d_hidden, layers=layers, us=med,
+               ratio={k: v / med["inference"] for k, v in med.items()})  # fmt: skip
+    print(json.dumps(row), flush=True)
+    return row
+
+
+# --- memory -----------------------------------------------------------------------------
+
+
+def stream_child(T: int, d_model: int, d_hidden: int, layers: int) -> None:
+    """Stream T online steps (inputs drawn inside the scan); print peak RSS in MiB."""
+    model = rx.LRUNet(8, 8, d_model=d_model, d_hidden=d_hidden, n_layers=layers,
+                      key=jax.random.key(0), dtype=jnp.float32)  # fmt: skip
+    est = rx.OnlineLRU()
+    loss = lambda y, t: jnp.mean((y - t) ** 2)  # noqa: E731
+    chunk = 100
+
+    @eqx.filter_jit
+    def run(carry, key):
+        def body(acc, k):
+            c, g = acc
+            x = jax.random.normal(k, (8,), jnp.float32)
+            c, out = est.step(model, c, x, jnp.roll(x, 1), loss)
+            return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
+
+        zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+        (carry, _), losses = jax.lax.scan(body, (carry, zero), jax.random.split(key, chunk))
+        return carry, losses.mean()
+
+    carry = est.init(model)
+    key = jax.random.key(1)
+    for _ in range(T // chunk):
+        key, k = jax.random.split(key)
+        carry, loss = run(carry, k)
+    jax.block_until_ready(carry)
+    print(json.dumps(dict(T=T, peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                          final_loss=float(loss))))  # fmt: skip
+
+
+def memory_cmd(args):
+    rows = []
+    for T in (100, 100_000):
+        cmd = [sys.executable, __file__, "_stream", str(T), str(args.d_model), str(args.d_hidden),
+               str(args.layers)]  # fmt: skip
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        print(row, flush=True)
+    save("memory", dict(rows=rows, d_model=args.d_model, d_hidden=args.d_hidden,
+                        layers=args.layers, machine=machine(), command=" ".join(sys.argv)))  # fmt: skip
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+def report_cmd(args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = load()
+    lines = ["# The online LRU: accuracy, cost, streaming memory", ""]
+    lines += [
+        "Generated by `benchmarks/online_lru.py` (see its docstring for the commands). "
+        "The machine was **shared with up to 5 other agents** while these ran, so timings "
+        "are noisy (repeats interleaved, medians reported). No GPU in this session: the "
+        "sCIFAR-size GPU measurement was **not done**.",
+        "",
+    ]
+    acc = data.get("accuracy")
+    if acc:
+        cfg = acc["config"]
+        lines += [
+            "## Accuracy (same budget for every method)",
+            "",
+            f"LRUNet d_model {cfg['d_model']}, d_hidden {cfg['d_hidden']}, LayerNorm, no dropout, "
+            f"r ∈ [0.9, 0.999], phase ∈ [0, π]; Adam lr {cfg['lr']}; {cfg['updates']} updates of "
+            f"{cfg['batch']} whole sequences; seeds {cfg['seeds']} (mean ± std over seeds). "
+            "Copy: T = 48 (20 × 7 bits, pad 7, stop, recall 20), per-bit accuracy on the "
+            "recall steps of 500 held-out sequences (chance 50 %). Digits: sklearn 8×8, "
+            "pixel by pixel (T = 64), running-mean pooling with the gradient to the current "
+            "step only, loss at every step, accuracy of the last step's prediction on the "
+            "360 held-out images (chance 10 %). Online methods compute their gradients "
+            "step by step (`accumulate_grads`); BPTT is the reference.",
+            f"Machine: {cfg['machine']}. Command: `{cfg['command']}`.",
+            "",
+        ]
+        methods = [m for m in METHODS if any(k.endswith("/" + m) for k in acc)]
+        for task in ("copy", "digits"):
+            rows = sorted({int(k.split("/")[1]) for k in acc if k.startswith(task + "/")})
+            if not rows:
+                continue
+            lines += [f"### {task}", "", "| layers | " + " | ".join(methods) + " |",
+                      "|---|" + "---|" * len(methods)]  # fmt: skip
+            for n in rows:
+                cells = []
+                for m in methods:
+                    r = acc.get(f"{task}/{n}/{m}")
+                    cells.append("—" if r is None else
+                                 f"{100 * np.mean(r['accuracy']):.1f} ± {100 * np.std(r['accuracy']):.1f}")  # fmt: skip
+                lines.append(f"| {n} | " + " | ".join(cells) + " |")
+            lines.append("")
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for ax, task in zip(axes[:2], ("copy", "digits")):
+            rows = sorted({int(k.split("/")[1]) for k in acc if k.startswith(task + "/")})
+            width = 0.8 / max(1, len(methods))
+            for j, m in enumerate(methods):
+                vals = [acc.get(f"{task}/{n}/{m}", {}).get("accuracy", [np.nan]) for n in rows]
+                ax.bar(np.arange(len(rows)) + j * width, [100 * np.mean(v) for v in vals], width,
+                       yerr=[100 * np.std(v) for v in vals], label=m)  # fmt: skip
+            ax.set_xticks(np.arange(len(rows)) + width * (len(methods) - 1) / 2, [str(n) for n in rows])
+            ax.set_xlabel("layers")
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(task)
+            ax.legend(fontsize=8)
+    cost = data.get("cost")
+    if cost:
+        lines += [
+            "## Cost per step (4-layer LRUNet, T = 48 chunks, float32)",
+            "",
+            "µs per step (median of interleaved repeats) and the ratio to an inference-only "
+            "step of the same network. `online` is what `rx.OnlineLearner` runs: the "
+            "estimator vmapped over streams, per-stream gradients averaged. "
+            "`forward+backward at t, no traces` is the same per-stream `value_and_grad` of one "
+            "step without any traces: the floor of any online method built on spatial backprop.",
+            f"Machine: {cost['machine']}. Command: `{cost['command']}`.",
+            "",
+        ]
+        names = list(cost["rows"][0]["us"])
+        lines += ["| batch | d_model/d_hidden | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]  # fmt: skip
+        for r in cost["rows"]:
+            cells = [f"{r['us'][n]:.0f} µs ({r['ratio'][n]:.1f}×)" for n in names]
+            lines.append(f"| {r['batch']} | {r['d_model']}/{r['d_hidden']} | " + " | ".join(cells) + " |")
+        lines.append("")
+        if acc:
+            ax = axes[2]
+            labels = [f"B={r['batch']}\n{r['d_model']}/{r['d_hidden']}" for r in cost["rows"]]
+            width = 0.8 / len(names)
+            for j, n in enumerate(names):
+                ax.bar(np.arange(len(labels)) + j * width, [r["ratio"][n] for r in cost["rows"]],
+                       width, label=n)  # fmt: skip
+            ax.axhline(2.5, color="k", ls="--", lw=1, label="target 2.5×")
+            ax.set_xticks(np.arange(len(labels)) + width * (len(names) - 1) / 2, labels)
+            ax.set_ylabel("× inference step")
+            ax.set_yscale("log")
+            ax.set_title("cost per step, 4 layers")
+            ax.legend(fontsize=7)
+    mem = data.get("memory")
+    if mem:
+        a, b = mem["rows"]
+        lines += [
+            "## Streaming memory",
+            "",
+            f"Peak RSS of a fresh process that streams T online steps of a {mem['layers']}-layer "
+            f"LRUNet (d_model {mem['d_model']}, d_hidden {mem['d_hidden']}, one stream, "
+            "an update-ready gradient every step, inputs drawn inside the jitted scan): ",
+            "",
+            "| T | peak RSS (MiB) | wall (s) |",
+            "|---|---|---|",
+            f"| {a['T']:,} | {a['peak_rss_mib']:.1f} | {a['seconds']:.0f} |",
+            f"| {b['T']:,} | {b['peak_rss_mib']:.1f} | {b['seconds']:.0f} |",
+            "",
+            f"Ratio {b['peak_rss_mib'] / a['peak_rss_mib']:.3f} (target ≤ 1.05). "
+            f"Command: `{mem['command']}`.",
+            "",
+        ]
+    if acc:
+        fig.tight_layout()
+        fig.savefig(RESULTS / "online_lru.png", dpi=110)
+        lines += ["![accuracy and cost](online_lru.png)", ""]
+    notes = RESULTS / "online_lru_notes.md"
+    if notes.exists():
+        lines += [notes.read_text()]
+    (RESULTS / "online_lru.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "_stream":
+        stream_child(*map(int, sys.argv[2:6]))
+        return
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("accuracy")
+    a.add_argument("--tasks", nargs="+", default=["copy", "digits"])
+    a.add_argument("--layers", nargs="+", type=int, default=[1, 2, 4])
+    a.add_argument("--methods", nargs="+", default=list(METHODS))
+    a.add_argument("--seeds", type=int, default=3)
+    a.add_argument("--updates", type=int, default=300)
+    a.add_argument("--batch", type=int, default=32)
+    a.add_argument("--d-model", type=int, default=32)
+    a.add_argument("--d-hidden", type=int, default=32)
+    a.add_argument("--lr", type=float, default=3e-3)
+    a.add_argument("--resume", action="store_true")
+    c = sub.add_parser("cost")
+    c.add_argument("--repeats", type=int, default=7)
+    m = sub.add_parser("memory")
+    m.add_argument("--d-model", type=int, default=64)
+    m.add_argument("--d-hidden", type=int, default=32)
+    m.add_argument("--layers", type=int, default=4)
+    sub.add_parser("report")
+    args = p.parse_args()
+    {"accuracy": accuracy_cmd, "cost": cost_cmd, "memory": memory_cmd, "report": report_cmd}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
