@@ -21,8 +21,8 @@ cell with a diagonal recurrence, so SnAp-1's per-unit traces (estimators/snap.py
 exactly the traces above, ``rx.SnAp(1)`` on an LRU network computes the same gradients
 (tested to round-off), and the shared driver (estimators/_traces.py) does the spatial
 backprop for both.  :class:`OnlineLRU` keeps the driver and replaces only the generic
-SnAp-1 trace step by the LRU's closed form, because the generic form costs ~3× more
-per step (measured, benchmarks/online_lru.py): SnAp-1 stores ``∂(h_re, h_im)/∂B_re``
+SnAp-1 trace step by the LRU's closed form, because the generic form costs 2–36× more
+per step (docs/results/online_lru.md; noisy): SnAp-1 stores ``∂(h_re, h_im)/∂B_re``
 and ``∂(h_re, h_im)/∂B_im`` separately (``4·N·H`` numbers) and forms per-unit
 Jacobians with ``jacfwd``; here ``h`` is holomorphic in ``B``
 (``∂h/∂B_im = i·∂h/∂B_re``), so one complex trace ``e^B`` (``2·N·H`` numbers) suffices,
