@@ -34,6 +34,7 @@ def test_color_equals_bptt_at_rho_zero(n, d, out, seed):
     assert jnp.abs(jnp.diagonal(g_color.core.weight_hh, axis1=1, axis2=2)).sum() > 0
 
 
+@pytest.mark.slow  # benchmarks/gradient_alignment.py measures this over 50 networks per density
 def test_color_is_biased_for_cross_column_connections():
     keys = jax.random.split(jax.random.key(7), 4)
     model = rx.Readout(Columnar(4, 8, density=0.5, key=keys[0]), 1, key=keys[1])

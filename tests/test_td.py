@@ -56,6 +56,7 @@ def test_td_zero_lambda_sgd_is_semi_gradient_td0():
     assert jnp.allclose(st.model.bias[0], 0.5 + 0.1 * delta, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", [rx.SnAp(1), rx.TBPTT(3), rx.RTRL()])
 def test_td_runs_with_other_estimators_on_a_dense_lstm(estimator):
     env, smp = _stream(120)
@@ -66,6 +67,7 @@ def test_td_runs_with_other_estimators_on_a_dense_lstm(estimator):
     assert float(jnp.max(jnp.abs(_flat(st.model) - _flat(net)))) > 1e-3
 
 
+@pytest.mark.slow
 def test_td_batched_streams_with_vmap():
     env = trace_patterning(dtype="float64")
     net = columnar_network(env.input_size, 3, key=jax.random.key(0))
