@@ -81,9 +81,10 @@ NOTES = """
 **Ordering.** Measured here (ISI U[14, 26], 2 seeds, one untuned step size α = 1e-3 for
 all methods): SnAp-1 on a dense LSTM-10 (0.0033) < columnar-20 / ColoR (0.0042) < CCN
 20:4 (0.0084 at 2M; 0.0071 in the 1M run with 200k-step stages) < T-BPTT(10) LSTM-5
-(0.0115) < constructive 10:1 (0.0159 at 1M); predicting zero gives ≈ 0.022.  The papers
+(0.0115) < T-BPTT(3) LSTM-10 (0.0142) < constructive 10:1 (0.0159 at 1M); predicting
+zero gives ≈ 0.022.  The papers
 report CCN ≤ columnar/constructive < T-BPTT at equal compute.  We agree that columnar and
-CCN beat T-BPTT(10, 5), but not on CCN ≤ columnar, and constructive is clearly worst in
+CCN beat the T-BPTT pairs we ran, but not on CCN ≤ columnar, and constructive is clearly worst in
 our (much shorter) runs: with 10 stages of 100k steps each, each one-column stage has
 little time to learn before it is frozen (the papers give stages millions of steps).
 SnAp-1 on a dense LSTM — not in the papers' comparison in this form — was the best
