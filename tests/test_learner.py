@@ -134,3 +134,15 @@ def test_resets_restart_state_and_traces():
     # after the reset the stream behaves exactly like a fresh stream fed the same inputs
     _, fresh = rx.accumulate_grads(rx.RTRL(), net, xs[5:], ts[5:], mse)
     assert jnp.allclose(losses[5:], fresh, rtol=1e-12)
+
+
+def test_sparse_rtrl_counters_reach_the_learner_metrics():
+    task = rx.CopyTask(bits=2, pattern_length=3, padding=1)
+    net = rx.Readout(rx.EGRU(task.input_size, 6, key=jax.random.key(0), density=0.5),
+                     task.output_size, key=jax.random.key(1))
+    learner = rx.OnlineLearner(net, rx.SparseRTRL(), optax.adam(1e-2))
+    state = learner.init(jax.random.key(0), batch_size=2, task=task)
+    _, m = learner.run(state, task, 20, chunk=10)
+    assert m["memory_fraction"].shape == (2,) and np.all(m["memory_fraction"] < 1.0)
+    assert np.all((m["activity"] >= 0) & (m["activity"] <= 1))
+    assert np.all(m["op_reduction"] > 1.0)

@@ -188,7 +188,9 @@ class OnlineLearner(eqx.Module):
 
         Returns the new state and per-chunk metrics (numpy arrays, one entry per
         chunk): ``loss`` (mean per step and stream), ``step`` (steps taken at the end
-        of the chunk) and the task's metrics.  ``progress=True`` shows a tqdm bar with
+        of the chunk), the task's metrics, and — for an estimator with a
+        ``cost(model, carry)`` method, such as ``rx.SparseRTRL`` — its per-step counters
+        averaged over the chunk (activity, multiply-adds, influence-matrix memory).  ``progress=True`` shows a tqdm bar with
         the live loss; a callable is called as ``progress(steps_done, chunk_metrics)``.
         """
         if state.task_state is None:
@@ -227,6 +229,10 @@ class OnlineLearner(eqx.Module):
             state = state._replace(task_state=task.feedback(state.task_state, out.loss))
             met = jax.vmap(task.metrics)(out.y, sample.target)
             met = {k: (jnp.sum(v), jnp.sum(c)) for k, (v, c) in met.items()}
+            cost = getattr(self.estimator, "cost", None)
+            if cost is not None:  # the estimator's own per-step counters (e.g. sparse RTRL)
+                for k, v in cost(self.model(state), state.carry).items():
+                    met[k] = (jnp.mean(v), jnp.ones(()))
             return state, (jnp.mean(out.loss), met)
 
         state, (losses, met) = jax.lax.scan(body, state, None, length=n)
