@@ -26,6 +26,7 @@ import optax
 
 import rtrlax as rx
 from rtrlax.cli import machine_description
+from rtrlax.learning.learner import mean_over_streams
 
 
 def rss_mib() -> float:
@@ -59,7 +60,7 @@ def bare_scan_rate(model, estimator, task, batch, chunk, repeats):
             carry, out = jax.vmap(estimator.step, in_axes=(None, 0, 0, 0, None))(
                 m, carry, sample.x, sample.target, task.loss
             )
-            g = jax.tree_util.tree_map(lambda a: a.mean(0), out.grads)
+            g = jax.tree_util.tree_map(mean_over_streams, out.grads)
             upd, opt_state = opt.update(g, opt_state, params)
             return (optax.apply_updates(params, upd), opt_state, carry, task_state), out.loss.mean()
 

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 import rtrlax as rx
 from rtrlax.cli import machine_description
+from rtrlax.learning.learner import mean_over_streams
 
 INPUT_SIZE = 32
 OUTPUT_SIZE = 8
@@ -136,7 +137,7 @@ def online_cost(model, estimator, batch, steps, repeats, key):
             carry, out = jax.vmap(estimator.step, in_axes=(None, 0, 0, 0, None))(
                 model, carry, xt[0], xt[1], loss_fn
             )
-            grads = jax.tree_util.tree_map(lambda g: jnp.mean(g, 0), out.grads)
+            grads = jax.tree_util.tree_map(mean_over_streams, out.grads)
             return carry, (out.loss, grads)
 
         carry, (losses, grads) = jax.lax.scan(body, carry, (xs, ts))
