@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._init import zeros_state
+from .lstm import lstm_pointwise
 from .base import AbstractGatedCell, check_size, default_dtype, uniform_weight
 
 
@@ -101,11 +102,7 @@ class Columnar(AbstractGatedCell):
         return state[0]
 
     def pointwise(self, ax, ah, state):
-        _, c = state
-        a = ax + ah
-        i, f, o = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
-        c = f * c + i * jnp.tanh(a[2])
-        return (o * jnp.tanh(c), c)
+        return lstm_pointwise(ax, ah, state)
 
     def output(self, state):
         return state[0]

@@ -59,11 +59,16 @@ class LSTM(AbstractGatedCell):
         return state[0]
 
     def pointwise(self, ax, ah, state):
-        _, c = state
-        a = ax + ah
-        i, f, o = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
-        c = f * c + i * jnp.tanh(a[2])
-        return (o * jnp.tanh(c), c)
+        return lstm_pointwise(ax, ah, state)
 
     def output(self, state):
         return state[0]
+
+
+def lstm_pointwise(ax, ah, state):
+    """The LSTM's element-wise update (gates ``i, f, g, o``), shared with the columnar cell."""
+    _, c = state
+    a = ax + ah
+    i, f, o = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
+    c = f * c + i * jnp.tanh(a[2])
+    return (o * jnp.tanh(c), c)
