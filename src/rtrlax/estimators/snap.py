@@ -47,7 +47,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, PyTree
 
 from ..cells.base import AbstractGatedCell
-from ._gated import local_derivatives, mix_components, recurrent_diagonal, unit_params
+from ._gated import (
+    local_derivatives,
+    materialize,
+    mix_components,
+    recurrent_diagonal,
+    unit_params,
+)
 from ._pattern import GatedPattern, PatternSizes, gated_pattern, is_concrete, pattern_sizes
 from ._traces import AbstractTraceEstimator
 
@@ -83,21 +89,25 @@ def snap1_step(core: AbstractGatedCell, traces: GatedTraces, state, u, *, carry_
     local = local_derivatives(core, state, u)
     a_x, a_h = local.a_x, local.a_h
 
+    d = recurrent_diagonal(core, local) if carry_over else None
+    # Materialise the per-unit coefficients (O(k) numbers) before the O(p) trace update:
+    # otherwise XLA fuses their whole computation into the update's loop and redoes it
+    # for every trace entry, which made SnAp-1 several times slower.
+    a_x, a_h, d, j_unit, u, h = materialize((a_x, a_h, d, local.j_unit, local.u, local.h))
     if carry_over:
-        d = recurrent_diagonal(core, local)
         mix = lambda t, axis: mix_components(d, t, axis)  # noqa: E731
     else:
         mix = lambda t, axis: jnp.zeros_like(t)  # noqa: E731
 
     new = GatedTraces(
-        weight_ih=mix(traces.weight_ih, 1) + a_x[..., None] * local.u,
+        weight_ih=mix(traces.weight_ih, 1) + a_x[..., None] * u,
         weight_hh=None
         if traces.weight_hh is None
-        else mix(traces.weight_hh, 1) + a_h[..., None] * local.h,
+        else mix(traces.weight_hh, 1) + a_h[..., None] * h,
         bias_ih=None if traces.bias_ih is None else mix(traces.bias_ih, 1) + a_x,
         bias_hh=None if traces.bias_hh is None else mix(traces.bias_hh, 1) + a_h,
         unit=jax.tree_util.tree_map(
-            lambda t, j: mix(t, t.ndim - 2) + j, traces.unit, local.j_unit
+            lambda t, j: mix(t, t.ndim - 2) + j, traces.unit, j_unit
         ),
     )
     return local.state, new
