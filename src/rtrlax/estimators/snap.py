@@ -125,22 +125,29 @@ def snap1_influence(core: AbstractGatedCell, traces: GatedTraces, tangent):
         t = getattr(tangent, name)
         return t if mask is None else jnp.where(mask, t, 0)
 
-    # weights [m, G, k, j] · [G, k, j] -> [m, k]; biases [m, G, k] · [G, k] -> [m, k]
-    terms = [(traces.weight_ih * masked("weight_ih", core.mask_ih)).sum(axis=(1, 3))]
-    if traces.weight_hh is not None:
-        terms.append((traces.weight_hh * masked("weight_hh", core.mask_hh)).sum(axis=(1, 3)))
-    if traces.bias_ih is not None:
-        terms.append((traces.bias_ih * tangent.bias_ih).sum(axis=1))
-    if traces.bias_hh is not None:
-        terms.append((traces.bias_hh * tangent.bias_hh).sum(axis=1))
-    m = traces.weight_ih.shape[0]
-    for t, dt in zip(
-        jax.tree_util.tree_leaves(traces.unit), jax.tree_util.tree_leaves(unit_params(tangent))
-    ):
-        k = t.shape[-1]
-        terms.append((t * dt).reshape(m, -1, k).sum(1))
-    total = sum(terms)
-    return tuple(total[c] for c in range(m))
+    w_ih = masked("weight_ih", core.mask_ih)
+    w_hh = None if traces.weight_hh is None else masked("weight_hh", core.mask_hh)
+    unit_pairs = list(
+        zip(jax.tree_util.tree_leaves(traces.unit), jax.tree_util.tree_leaves(unit_params(tangent)))
+    )
+
+    def component(c):
+        # weights [G, k, j] · [G, k, j] -> [k]; biases [G, k] · [G, k] -> [k].  One
+        # expression per state component (not a sum over a stacked m axis), so the
+        # transpose is element-wise too: XLA on CPU reduces over such a small axis slowly.
+        out = (traces.weight_ih[c] * w_ih).sum(axis=(0, 2))
+        if w_hh is not None:
+            out = out + (traces.weight_hh[c] * w_hh).sum(axis=(0, 2))
+        if traces.bias_ih is not None:
+            out = out + (traces.bias_ih[c] * tangent.bias_ih).sum(axis=0)
+        if traces.bias_hh is not None:
+            out = out + (traces.bias_hh[c] * tangent.bias_hh).sum(axis=0)
+        for t, dt in unit_pairs:
+            k = t.shape[-1]
+            out = out + (t[c] * dt).reshape(-1, k).sum(0)
+        return out
+
+    return tuple(component(c) for c in range(traces.weight_ih.shape[0]))
 
 
 class PatternTraces(NamedTuple):
