@@ -138,10 +138,14 @@ class ColumnarTDState(NamedTuple):
     """Everything one stream of :class:`ColumnarTD` keeps (flat in the number of steps).
 
     All parameters live in one flat vector ``theta = [P.ravel(), w, b]`` (one fused
-    update per step), where the column parameters are packed per column as
-    ``P[g, i] = [W_ih[g, i, :], w_hh[g, i, i], b[g, i]]`` (``[4, k, d + 2]``), so that
-    ``a[g, i] = P[g, i] · z_i`` with ``z_i = [x_t, h_{t-1,i}, 1]``; ``w``, ``b`` are the
-    readout.
+    update per step; separate small arrays would cost a kernel each), where the column
+    parameters are packed input-major as ``P[j, g, i]`` =
+    ``[W_ih[g, i, :], w_hh[g, i, i], b[g, i]][j]`` (``[d + 2, 4, k]``), so that
+    ``a[g, i] = Σ_j P[j, g, i] z[j, i]`` with ``z[:, i] = [x_t, h_{t-1,i}, 1]``; ``w``,
+    ``b`` are the readout.  Input-major, every sum in the step runs over leading
+    slices: XLA:CPU fuses those into element-wise loops, while a matrix product or a
+    reduction over an inner axis of these tiny per-stream shapes is slow (above all
+    when vmapped over streams).
     """
 
     theta: Float[Array, " p"]  #: all parameters, flat
@@ -149,8 +153,8 @@ class ColumnarTDState(NamedTuple):
     V: Float[Array, " p"]  #: RMSProp second moments
     h: Float[Array, " k"]
     c: Float[Array, " k"]
-    TH: Float[Array, "4 k d2"]  #: ∂h_i/∂P (ColoR trace)
-    TC: Float[Array, "4 k d2"]  #: ∂c_i/∂P (ColoR trace)
+    TH: Float[Array, "d2 4 k"]  #: ∂h_i/∂P (ColoR trace)
+    TC: Float[Array, "d2 4 k"]  #: ∂c_i/∂P (ColoR trace)
     count: Array  #: optimizer step count (bias correction)
     y_prev: Float[Array, ""]
 
@@ -168,9 +172,11 @@ class ColumnarTD(eqx.Module):
 
     then ``∇ŷ = (w_i TH', h', 1)``, the TD error, the normalised update along ``δ e`` and
     ``e ← γλe + ∇ŷ``.  Memory: 5 numbers per column parameter (θ, e, v, TH, TC) + 3 per
-    readout parameter.  Time: about 25 fused element-wise kernels per step on
-    ``[4, k, d+2]`` arrays; the generic path (``jax.value_and_grad`` through the trace
-    injection) gives the same numbers (tested) at several times the cost.
+    readout parameter.  Time: a few dozen small fused element-wise kernels per step over the
+    ``[d+2, 4, k]`` arrays — no matrix products and no reductions over inner axes (both
+    slow on XLA:CPU for these tiny per-stream shapes); the generic path
+    (``jax.value_and_grad`` through the trace injection) gives the same numbers (tested)
+    at several times the cost.
     """
 
     learning_rate: float = eqx.field(static=True)
@@ -195,21 +201,23 @@ class ColumnarTD(eqx.Module):
             )
         w_hh = jnp.diagonal(core.weight_hh, axis1=1, axis2=2)
         P = jnp.concatenate([core.weight_ih, w_hh[..., None], core.bias_ih[..., None]], -1)
+        P = jnp.moveaxis(P, -1, 0)  # [d + 2, 4, k]
         theta = jnp.concatenate([P.ravel(), model.weight[0].astype(P.dtype), model.bias.astype(P.dtype)])
-        k = core.hidden_size
-        zt, zP, zk = jnp.zeros_like(theta), jnp.zeros_like(P), jnp.zeros((k,), P.dtype)
+        zt, zP = jnp.zeros_like(theta), jnp.zeros_like(P)
+        zk = jnp.zeros((core.hidden_size,), P.dtype)
         return ColumnarTDState(theta, zt, zt, zk, zk, zP, zP, jnp.zeros((), jnp.int32),
                                jnp.zeros((), P.dtype))
 
     @staticmethod
     def unpack(state: ColumnarTDState):
-        """``(P, w, b)`` from the flat parameter vector."""
-        m, k = state.TH.size, state.TH.shape[1]
+        """``(P, w, b)`` from the flat parameter vector (``P`` is ``[d + 2, 4, k]``)."""
+        m, k = state.TH.size, state.TH.shape[-1]
         return state.theta[:m].reshape(state.TH.shape), state.theta[m : m + k], state.theta[-1]
 
     def to_model(self, model, state: ColumnarTDState):
         """Unpack the learned parameters into ``model`` (same structure as ``init``'s)."""
         P, w, b = self.unpack(state)
+        P = jnp.moveaxis(P, 0, -1)  # [4, k, d + 2]
         d, k = model.core.input_size, model.core.hidden_size
         w_hh = P[..., d][..., None] * jnp.eye(k, dtype=P.dtype)
         return eqx.tree_at(
@@ -220,11 +228,11 @@ class ColumnarTD(eqx.Module):
 
     def step(self, s: ColumnarTDState, x: Array, cumulant) -> tuple[ColumnarTDState, Array]:
         P, w, b = self.unpack(s)
-        k = s.h.shape[0]
-        dt = s.theta.dtype
-        z = jnp.concatenate(
-            [jnp.broadcast_to(x.astype(dt), (k, x.shape[0])), s.h[:, None], jnp.ones((k, 1), dt)], 1)
-        a = jnp.einsum("gkj,kj->gk", P, z)
+        d2, _, k = P.shape
+        dt = P.dtype
+        x = x.astype(dt)
+        # a[g, i] = Σ_j W_ih[g, i, j] x_j + w_hh[g, i] h_i + b[g, i], as element-wise terms
+        a = sum(P[j] * x[j] for j in range(d2 - 2)) + P[d2 - 2] * s.h + P[d2 - 1]
         ig, fg, og = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
         gg = jnp.tanh(a[2])
         c = fg * s.c + ig * gg
@@ -236,22 +244,25 @@ class ColumnarTD(eqx.Module):
                            jnp.zeros_like(c)])
         dh_da = jnp.stack([dc_da[0] * do_tc, dc_da[1] * do_tc, dc_da[2] * do_tc,
                            tc * og * (1 - og)])
-        w_self = P[:, :, -2]  # [4, k] diagonal recurrent weights
-        dc_dh = jnp.sum(dc_da * w_self, 0)
-        dh_dh = jnp.sum(dh_da * w_self, 0)
+        w_self = P[d2 - 2]  # [4, k] diagonal recurrent weights
+        dc_dh = sum(dc_da[g] * w_self[g] for g in range(4))
+        dh_dh = sum(dh_da[g] * w_self[g] for g in range(4))
         dh_dc = do_tc * fg
-        col = lambda v: v[None, :, None]  # noqa: E731
-        TH = col(dh_dh) * s.TH + col(dh_dc) * s.TC + dh_da[..., None] * z[None]
-        TC = col(dc_dh) * s.TH + col(fg) * s.TC + dc_da[..., None] * z[None]
+        # z[j, 0, i] = [x_j, h_{t-1,i}, 1]: the immediate influence of P[j, g, i] is ∂·/∂a[g, i] z[j, i]
+        z = jnp.concatenate(
+            [jnp.broadcast_to(x[:, None], (d2 - 2, k)), s.h[None], jnp.ones((1, k), dt)]
+        )[:, None, :]
+        TH = dh_dh * s.TH + dh_dc * s.TC + dh_da * z
+        TC = dc_dh * s.TH + fg * s.TC + dc_da * z
         y = jnp.dot(w, h) + b
         # TD error; normalised update along δ e (as td_rmsprop); e ← γλ e + ∇ŷ
         delta = cumulant + self.gamma * y - s.y_prev
         count = s.count + 1
-        corr = 1 - self.decay ** count.astype(dt)
+        inv_corr = 1 / (1 - self.decay ** count.astype(dt))
         u = delta * s.E
         V = self.decay * s.V + (1 - self.decay) * u * u
-        theta = s.theta + self.learning_rate * u * jax.lax.rsqrt(V / corr + self.eps**2)
-        grad = jnp.concatenate([(col(w) * TH).ravel(), h, jnp.ones((1,), dt)])
+        theta = s.theta + self.learning_rate * u * jax.lax.rsqrt(V * inv_corr + self.eps**2)
+        grad = jnp.concatenate([(w * TH).ravel(), h, jnp.ones((1,), dt)])
         E = self.gamma * self.lam * s.E + grad
         return ColumnarTDState(theta, E, V, h, c, TH, TC, count, y), y
 
