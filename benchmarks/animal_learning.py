@@ -47,12 +47,13 @@ def _throughput_section(path):
     lines = [
         "## Throughput and memory: 20 columns, fused ColoR + TD(λ), trace patterning (float32)",
         "",
-        f"Command: `{d['command']}`. Machine: {d['machine']}, shared with up to 5 other agents "
-        "(load average 8–17 on 2 cores while this ran). Each repeat is one jitted `lax.scan` of "
-        "`--tp-chunk` steps (environment + learner inside the scan), after a compile run; median "
-        "of the repeats. Because the machine was heavily shared, the wall-clock rate mostly "
-        "measures our share of the CPU; *steps per CPU-second* (process CPU time, all threads) "
-        "is what one unshared core would deliver.",
+        f"Command: `{d['command']}`. Machine: {d['machine']}; "
+        + (f"load average {d['load']} (1, 5, 15 min) when it started. " if "load" in d else
+           "shared with up to 5 other agents (load average 8–17 on 2 cores while this ran). ")
+        + "Each repeat is one jitted `lax.scan` of `--tp-chunk` steps (environment + learner "
+        "inside the scan), after a compile run; median of the repeats. Reported: the "
+        "wall-clock rate, and *steps per CPU-second* (process CPU time, all threads), which "
+        "is below the wall rate when XLA spreads a step over both cores.",
         "",
         "| streams | steps/s (wall, all streams) | steps per CPU-second (all streams) | CPU µs per stream-step |",
         "|---|---|---|---|",
@@ -183,14 +184,15 @@ def throughput(args):
             _dump(args, out)
     out["long"] = dict(steps=done, wall=time.perf_counter() - t0, rss=rss,
                        peak_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                       finite=bool(np.isfinite(np.asarray(y))))
+                       finite=bool(np.all(np.isfinite(np.asarray(y)))))
     print("long", out["long"]["steps"], out["long"]["wall"], rss[0], rss[-1], flush=True)
     _dump(args, out)
 
 
 def _dump(args, out):
-    json.dump(dict(machine=machine(), command="python " + " ".join(sys.argv), results=out),
-              open(args.tp_out, "w"))
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    json.dump(dict(machine=machine(), command="python " + " ".join(sys.argv), load=load,
+                   results=out), open(args.tp_out, "w"))
 
 
 def _rss_mib() -> float:

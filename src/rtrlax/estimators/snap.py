@@ -222,7 +222,11 @@ def snapn_step(core: AbstractGatedCell, traces: PatternTraces, state, u):
         h_part = (rho[..., None] * t).sum(axis=1)  # [k, c, E]: influence on h at kept units
         w_sub = w_hh[:, reach[:, :, None], reach[:, None, :]]  # [G, k, c, c]
         a_h = jnp.moveaxis(local.a_h[:, :, reach], 2, 0)  # [k, m, G, c]
-        w_eff = (a_h[..., None] * jnp.moveaxis(w_sub, 1, 0)[:, None]).sum(axis=2)  # [k, m, c, c]
+        w_sub = jnp.moveaxis(w_sub, 1, 0)  # [k, G, c, c]
+        # Σ_g as explicit terms: XLA:CPU reduces over a small inner axis slowly
+        w_eff = sum(
+            a_h[:, :, g, :, None] * w_sub[:, None, g] for g in range(w_sub.shape[1])
+        )  # [k, m, c, c]
         k, m, c = w_eff.shape[:3]
         rec = jnp.matmul(w_eff.reshape(k, m * c, c), h_part)  # [k, m·c, E]
         new = new + rec.reshape(k, m, c, -1)
@@ -245,7 +249,9 @@ def snapn_influence(core: AbstractGatedCell, traces: PatternTraces, tangent):
         none_if("bias_hh", core.bias_hh is not None),
         [leaf[None] for leaf in _unit_leaves(tangent)],
     )  # [1, k, E]
-    v = jnp.swapaxes((t * theta[0][:, None, None, :]).sum(axis=-1), 0, 1)  # [m, k, c]
+    # a batched matrix-vector product per unit (its transpose, the gradient, is a batched
+    # product too; an element-wise product + reduction over the width axis is slow on CPU)
+    v = jnp.swapaxes(jnp.einsum("kmce,ke->kmc", t, theta[0]), 0, 1)  # [m, k, c]
     v = jnp.where(p.reach_valid[None], v, 0).reshape(m, -1)
     total = jnp.zeros((m, k), t.dtype).at[:, p.reach.reshape(-1)].add(v)
     return tuple(total[c] for c in range(m))
