@@ -48,7 +48,7 @@ def _throughput_section(path):
         "## Throughput and memory: 20 columns, fused ColoR + TD(λ), trace patterning (float32)",
         "",
         f"Command: `{d['command']}`. Machine: {d['machine']}; "
-        + (f"load average {d['load']} (1, 5, 15 min) when it started. " if "load" in d else
+        + (f"load average {d['load']} (1, 5, 15 min) when the file was last written. " if "load" in d else
            "shared with up to 5 other agents (load average 8–17 on 2 cores while this ran). ")
         + "Each repeat is one jitted `lax.scan` of `--tp-chunk` steps (environment + learner "
         "inside the scan), after a compile run; median of the repeats. Reported: the "
