@@ -26,7 +26,6 @@ import optax
 
 import rtrlax as rx
 from rtrlax.cli import machine_description
-from rtrlax.learning.learner import mean_over_streams
 
 
 def rss_mib() -> float:
@@ -57,10 +56,8 @@ def bare_scan_rate(model, estimator, task, batch, chunk, repeats):
             params, opt_state, carry, task_state = c
             task_state, sample = jax.vmap(task.sample)(task_state)
             m = eqx.combine(params, static)
-            carry, out = jax.vmap(estimator.step, in_axes=(None, 0, 0, 0, None))(
-                m, carry, sample.x, sample.target, task.loss
-            )
-            g = jax.tree_util.tree_map(mean_over_streams, out.grads)
+            carry, out = estimator.batch_step(m, carry, sample.x, sample.target, task.loss)
+            g = out.grads
             upd, opt_state = opt.update(g, opt_state, params)
             return (optax.apply_updates(params, upd), opt_state, carry, task_state), out.loss.mean()
 

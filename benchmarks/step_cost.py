@@ -29,7 +29,6 @@ import jax.numpy as jnp
 
 import rtrlax as rx
 from rtrlax.cli import machine_description
-from rtrlax.learning.learner import mean_over_streams
 
 INPUT_SIZE = 32
 OUTPUT_SIZE = 8
@@ -135,15 +134,13 @@ def online_cost(model, estimator, batch, steps, repeats, key):
 
         def body(c, xt):
             carry, _ = c
-            carry, out = jax.vmap(estimator.step, in_axes=(None, 0, 0, 0, None))(
-                model, carry, xt[0], xt[1], loss_fn
-            )
+            # the learner's step for a batch of streams: stream-mean gradient
+            carry, out = estimator.batch_step(model, carry, xt[0], xt[1], loss_fn)
             # Each step's gradient is written into the loop carry (overwriting the last
             # one): it must be computed, and nothing is spent beyond producing it.
             # (Stacking every step's gradient as a scan output would instead measure
             # page faults on a fresh steps x parameters buffer.)
-            grads = jax.tree_util.tree_map(mean_over_streams, out.grads)
-            return (carry, grads), out.loss
+            return (carry, out.grads), out.loss
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         (carry, grads), losses = jax.lax.scan(body, (carry, zeros), (xs, ts))

@@ -12,6 +12,8 @@ import abc
 from typing import Any, NamedTuple
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._types import LossFn, Params
@@ -41,6 +43,27 @@ class AbstractOnlineEstimator(AbstractEstimator):
         self, model: eqx.Module, carry: PyTree, x: Array, target: Any, loss_fn: LossFn
     ) -> tuple[PyTree, StepOutput]:
         """Advance ``carry`` by input ``x``; return the new carry and this step's output."""
+
+
+    def batch_step(
+        self, model: eqx.Module, carry: PyTree, x: Array, target: Any, loss_fn: LossFn
+    ) -> tuple[PyTree, StepOutput]:
+        """``step`` for a batch of independent streams (every argument but ``model`` has a
+        leading stream axis); the returned ``grads`` are the mean over streams, the
+        returned ``y`` and ``loss`` stay per stream.  The default vmaps :meth:`step`;
+        estimators may override it with something cheaper."""
+        carry, out = jax.vmap(self.step, in_axes=(None, 0, 0, 0, None))(
+            model, carry, x, target, loss_fn
+        )
+        return carry, out._replace(grads=jax.tree_util.tree_map(mean_over_streams, out.grads))
+
+
+def mean_over_streams(g: Array) -> Array:
+    """Mean over the leading (stream) axis, written as a ``tensordot`` with a weight
+    vector: XLA on CPU reduces a large ``[B, ...]`` array along its major axis several
+    times slower than it runs the equivalent matrix-vector product."""
+    b = g.shape[0]
+    return jnp.tensordot(jnp.full((b,), 1.0 / b, g.dtype), g, axes=1)
 
 
 def split_params(model: eqx.Module):

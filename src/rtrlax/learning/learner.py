@@ -32,7 +32,12 @@ import optax
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._types import LossFn, Params
-from ..estimators.base import AbstractOnlineEstimator, bind_estimator, split_params
+from ..estimators.base import (  # noqa: F401  (mean_over_streams: re-exported)
+    AbstractOnlineEstimator,
+    bind_estimator,
+    mean_over_streams,
+    split_params,
+)
 from ..tasks.base import AbstractTask, Sample
 
 
@@ -141,10 +146,8 @@ class OnlineLearner(eqx.Module):
 
         # only touch the (possibly large) carries on steps where some stream restarts
         carry = jax.lax.cond(jnp.any(sample.reset), reset_streams, lambda c: c, state.carry)
-        carry, out = jax.vmap(self.estimator.step, in_axes=(None, 0, 0, 0, None))(
-            model, carry, sample.x, sample.target, loss_fn
-        )
-        grads = jax.tree_util.tree_map(mean_over_streams, out.grads)
+        carry, out = self.estimator.batch_step(model, carry, sample.x, sample.target, loss_fn)
+        grads = out.grads  # mean over streams
         grad_sum = jax.tree_util.tree_map(jnp.add, state.grad_sum, grads)
         step = state.step + 1
 
@@ -295,14 +298,6 @@ class OnlineLearner(eqx.Module):
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def mean_over_streams(g: Array) -> Array:
-    """Mean over the leading (stream) axis, written as a ``tensordot`` with a weight
-    vector: XLA on CPU reduces a large ``[B, ...]`` array along its major axis several
-    times slower than it runs the equivalent matrix-vector product."""
-    b = g.shape[0]
-    return jnp.tensordot(jnp.full((b,), 1.0 / b, g.dtype), g, axes=1)
 
 
 def _rekey(carry, key):
