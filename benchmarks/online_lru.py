@@ -235,7 +235,8 @@ def cost_one(batch, d_model, d_hidden, repeats, T=48, layers=4):
         return jax.lax.scan(lambda s, x: jax.vmap(model)(s, x), s0, xs)[1]
 
     def online(est):
-        # what rx.OnlineLearner does per step: vmap the estimator over streams, mean grads
+        # what rx.OnlineLearner does per step: the estimator's batch_step over all streams
+        # (stream-mean gradient), accumulated
         @eqx.filter_jit
         def run(model, xs, ts):
             c0 = jax.vmap(lambda _: est.init(model))(jnp.arange(batch))
@@ -243,8 +244,8 @@ def cost_one(batch, d_model, d_hidden, repeats, T=48, layers=4):
 
             def body(acc, xt):
                 c, g = acc
-                c, out = jax.vmap(lambda c, x, t: est.step(model, c, x, t, loss))(c, *xt)
-                g = jax.tree_util.tree_map(lambda a, b: a + b.mean(0), g, out.grads)
+                c, out = est.batch_step(model, c, *xt, loss)
+                g = jax.tree_util.tree_map(jnp.add, g, out.grads)
                 return (c, g), out.loss
 
             return jax.lax.scan(body, (c0, zero), (xs, ts))
@@ -253,23 +254,23 @@ def cost_one(batch, d_model, d_hidden, repeats, T=48, layers=4):
 
     @eqx.filter_jit
     def spatial_only(model, xs, ts):
-        # the floor of any method built on spatial backprop, in the learner's protocol:
-        # per-stream value_and_grad of one step (vmapped), grads averaged; no traces
+        # the floor of any method built on spatial backprop: the gradient of the
+        # stream-mean loss of one step (streams vmapped inside), no traces
         params, static = eqx.partition(model, eqx.is_inexact_array)
         s0 = jax.vmap(lambda _: model.initial_state())(jnp.arange(batch))
 
-        def one(s, x, t):
-            def f(p):
+        def f(p, s, x, t):
+            def one(s, x, t):
                 st, y = eqx.combine(p, static)(s, x)
                 return loss(y, t), jax.lax.stop_gradient(st)
 
-            (_, st), g = jax.value_and_grad(f, has_aux=True)(params)
-            return st, g
+            losses, st = jax.vmap(one)(s, x, t)
+            return losses.mean(), st
 
         def body(acc, xt):
             s, g = acc
-            s, gs = jax.vmap(one)(s, *xt)
-            return (s, jax.tree_util.tree_map(lambda a, b: a + b.mean(0), g, gs)), None
+            (_, s), gs = jax.value_and_grad(f, has_aux=True)(params, s, *xt)
+            return (s, jax.tree_util.tree_map(jnp.add, g, gs)), None
 
         zero = jax.tree_util.tree_map(jnp.zeros_like, params)
         return jax.lax.scan(body, (s0, zero), (xs, ts))[0]
@@ -414,8 +415,8 @@ def report_cmd(args):
             "",
             "µs per step (median of interleaved repeats) and the ratio to an inference-only "
             "step of the same network. `online` is what `rx.OnlineLearner` runs: the "
-            "estimator vmapped over streams, per-stream gradients averaged. "
-            "`forward+backward at t, no traces` is the same per-stream `value_and_grad` of one "
+            "estimator's `batch_step` over all streams (the stream-mean gradient of one step). "
+            "`forward+backward at t, no traces` is the gradient of the stream-mean loss of one "
             "step without any traces: the floor of any online method built on spatial backprop.",
             f"Machine: {cost['machine']}. Command: `{cost['command']}`.",
             "",
