@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -32,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrlax.cells.columnar import columnar_network
+from rtrlax.cli import machine_description as machine
 from rtrlax.learning.td import ColumnarTD, msre_chunk
 from rtrlax.tasks.animal import TBPTT_PAIRS, make_td_learner, trace_patterning
 
@@ -232,18 +232,6 @@ def run_method(method, args):
                 steps=args.steps, seeds=args.seeds, log=args.log, lr=args.lr,
                 steps_per_s=args.steps * args.seeds / max(wall - t_first, 1e-9) * (1 - 1 / len(curve))
                 if len(curve) > 1 else None)
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, jax {jax.__version__}"
 
 
 def report(paths: list[str], md_path: str, png_path: str):

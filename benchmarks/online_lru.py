@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -41,6 +39,7 @@ import numpy as np
 import optax
 
 import rtrlax as rx
+from rtrlax.cli import machine_description as machine
 from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,18 +52,6 @@ METHODS = {
     "1-truncated": lambda: rx.OnlineLRU(horizon=1),
     "spatial": lambda: rx.OnlineLRU(horizon=0),
 }
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()}, jax {jax.__version__}"
 
 
 def load() -> dict:

@@ -110,25 +110,35 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         traces = tuple(self.init_traces(core) for core in model.cores())
         return TraceCarry(model.initial_state(), traces)
 
+    def _stream_loss(self, model, carry, x, target, loss_fn, live=None):
+        """One stream's step loss with the traces injected: ``(loss, (s_t, y, traces_t))``.
+
+        Differentiating it with respect to the model's parameters gives the online
+        gradient.  ``live`` (one parameter pytree per core) replaces the cores' own
+        parameters in the injection, so the gradient of the traced parameters can be
+        taken through a stand-in instead (:meth:`batch_step`).
+        """
+        sg = jax.lax.stop_gradient
+        new_traces = []
+
+        def core_call(core, s_tm1, u):
+            index = len(new_traces)
+            frozen = sg(core)
+            s_t, traces_t = self.core_step(frozen, carry.traces[index], sg(s_tm1), u)
+            traces_t = sg(traces_t)
+            new_traces.append(traces_t)
+            params = core_params(core) if live is None else live[index]
+            injected = _injection(self.influence, params, frozen, traces_t, s_t)
+            return jax.tree_util.tree_map(lambda s, ds: s + ds, s_t, injected)
+
+        state, y = model.forward(carry.state, x, core_call=core_call)
+        return loss_fn(y, target), (sg(state), y, tuple(new_traces))
+
     def step(self, model, carry, x, target, loss_fn):
         params, static = split_params(model)
-        sg = jax.lax.stop_gradient
 
         def step_loss(params):
-            new_traces = []
-
-            def core_call(core, s_tm1, u):
-                index = len(new_traces)
-                frozen = sg(core)
-                s_t, traces_t = self.core_step(frozen, carry.traces[index], sg(s_tm1), u)
-                traces_t = sg(traces_t)
-                new_traces.append(traces_t)
-                injected = _injection(self.influence, core_params(core), frozen, traces_t, s_t)
-                return jax.tree_util.tree_map(lambda s, ds: s + ds, s_t, injected)
-
-            m = eqx.combine(params, static)
-            state, y = m.forward(carry.state, x, core_call=core_call)
-            return loss_fn(y, target), (sg(state), y, tuple(new_traces))
+            return self._stream_loss(eqx.combine(params, static), carry, x, target, loss_fn)
 
         (loss, (state, y, traces)), grads = jax.value_and_grad(step_loss, has_aux=True)(params)
         return TraceCarry(state, traces), StepOutput(y, loss, grads)
@@ -147,35 +157,21 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         Same numbers as the default (tested).
         """
         params, static = split_params(model)
-        cores = model.cores()
-        live = tuple(core_params(c) for c in cores)
-        where = {}
+        live = tuple(core_params(c) for c in model.cores())
+        where = {}  # id of a core's parameter array -> (core, leaf) in ``live``
         for i, tree in enumerate(live):
             for j, leaf in enumerate(jax.tree_util.tree_leaves(tree)):
-                where.setdefault(id(leaf), []).append((i, j))
-        if any(len(v) > 1 for v in where.values()):  # an array shared between cores
-            return super().batch_step(model, carry, x, target, loss_fn)
+                if id(leaf) in where:  # an array shared between cores
+                    return super().batch_step(model, carry, x, target, loss_fn)
+                where[id(leaf)] = (i, j)
         b = jax.tree_util.tree_leaves(x)[0].shape[0]
         live_b = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (b,) + a.shape), live)
-        sg = jax.lax.stop_gradient
 
         def batch_loss(params, live_b):
             m = eqx.combine(params, static)
 
             def one(carry, x, target, live_s):
-                new_traces = []
-
-                def core_call(core, s_tm1, u):
-                    index = len(new_traces)
-                    frozen = sg(core)
-                    s_t, traces_t = self.core_step(frozen, carry.traces[index], sg(s_tm1), u)
-                    traces_t = sg(traces_t)
-                    new_traces.append(traces_t)
-                    injected = _injection(self.influence, live_s[index], frozen, traces_t, s_t)
-                    return jax.tree_util.tree_map(lambda s, ds: s + ds, s_t, injected)
-
-                state, y = m.forward(carry.state, x, core_call=core_call)
-                return loss_fn(y, target), (sg(state), y, tuple(new_traces))
+                return self._stream_loss(m, carry, x, target, loss_fn, live=live_s)
 
             losses, aux = jax.vmap(one)(carry, x, target, live_b)
             return jnp.mean(losses), (losses, aux)
@@ -188,7 +184,8 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         g_leaves = jax.tree_util.tree_leaves(g_params)
         grads = []
         for p, g in zip(p_leaves, g_leaves):
-            for i, j in where.get(id(p), ()):
+            if id(p) in where:
+                i, j = where[id(p)]
                 per_stream = g_live[i][j]
                 g = g + jnp.tensordot(jnp.ones((b,), per_stream.dtype), per_stream, axes=1)
             grads.append(g)

@@ -87,13 +87,13 @@ def snap1_init(core: AbstractGatedCell) -> GatedTraces:
 def snap1_step(core: AbstractGatedCell, traces: GatedTraces, state, u, *, carry_over: bool = True):
     """One SnAp-1 step.  ``carry_over=False`` drops ``D_t M_{t-1}`` (1-step truncation)."""
     local = local_derivatives(core, state, u)
-    a_x, a_h = local.a_x, local.a_h
-
     d = recurrent_diagonal(core, local) if carry_over else None
     # Materialise the per-unit coefficients (O(k) numbers) before the O(p) trace update:
     # otherwise XLA fuses their whole computation into the update's loop and redoes it
     # for every trace entry, which made SnAp-1 several times slower.
-    a_x, a_h, d, j_unit, u, h = materialize((a_x, a_h, d, local.j_unit, local.u, local.h))
+    a_x, a_h, d, j_unit, u, h = materialize(
+        (local.a_x, local.a_h, d, local.j_unit, local.u, local.h)
+    )
     if carry_over:
         mix = lambda t, axis: mix_components(d, t, axis)  # noqa: E731
     else:
