@@ -104,7 +104,7 @@ batch of streams: 189k/s at 8, 223k/s at 32, 279k/s at 128 streams (target ≥ 5
 **not met**).  The fused step is written as element-wise loops over input-major
 ``[d+2, 4, k]`` arrays (a matrix product or a reduction over an inner axis of these tiny
 per-stream shapes is several times slower on XLA:CPU, above all under ``vmap``); what
-remains is XLA:CPU's per-kernel cost (≈ 35 fused kernels per step, including copies of
+remains is XLA:CPU's per-kernel cost (≈ 35 fused kernels per step by a count of the compiled HLO, including copies of
 the loop carry that XLA inserts) and poor scaling of one step across both cores.
 Memory is flat: RSS 482.40 → 482.49 MiB over 10M steps.
 
