@@ -82,6 +82,32 @@ def test_td_batched_streams_with_vmap():
     assert jnp.allclose(ys[1], ys0, atol=1e-12)
 
 
+def test_streams_last_state_equals_each_stream_run_alone():
+    env = trace_patterning(dtype="float64")
+    net = columnar_network(env.input_size, 4, key=jax.random.key(0))
+    net = eqx.tree_at(lambda m: m.weight, net, 0.3 * jax.random.normal(jax.random.key(5), (1, 4)))
+    fused = ColumnarTD(1e-2)
+    B, n = 3, 80
+    es = jax.vmap(env.init)(jax.random.split(jax.random.key(2), B))
+    _, smp = jax.vmap(lambda s: env.generate(s, n))(es)  # x: [B, n, d]
+    fs = fused.init(net, streams=B)
+    assert fs.theta.shape[-1] == B and fs.TH.shape[-1] == B and fs.count.shape == (B,)
+    fs, ys = jax.jit(fused.run)(fs, jnp.moveaxis(smp.x, 0, -1), smp.cumulant.T)
+    assert ys.shape == (n, B)
+    for b in range(B):
+        one, ys1 = jax.jit(fused.run)(fused.init(net), smp.x[b], smp.cumulant[b])
+        assert float(jnp.max(jnp.abs(ys[:, b] - ys1))) <= 1e-12
+        mine = jax.tree_util.tree_map(lambda a: a[..., b], fs)
+        assert float(jnp.max(jnp.abs(mine.theta - one.theta))) <= 1e-12
+        assert float(jnp.max(jnp.abs(one.theta - fused.init(net).theta))) > 1e-3  # it learned
+    with pytest.raises(ValueError, match="expects"):
+        fused.step(fs, jnp.zeros((B, env.input_size)), jnp.zeros(B))  # streams first: wrong
+    with pytest.raises(ValueError, match="one stream"):
+        fused.to_model(net, fs)
+    with pytest.raises(ValueError, match="positive int"):
+        fused.init(net, streams=0)
+
+
 def test_ccn_stage_gradient_equals_bptt_with_earlier_stages_frozen():
     loss = lambda y, t: jnp.sum((y - t) ** 2)  # noqa: E731
     xs = jax.random.bernoulli(jax.random.key(2), 0.5, (20, 4)).astype(jnp.float64)
