@@ -24,8 +24,8 @@ The traces are one array ``T[i, c, r, e]`` = ∂s_t[c, reach[i, r]] / ∂θ_{i,e
 biases, unit parameters).  Because ``M_{t-1}`` is zero outside the pattern, the
 update only needs ``D_t``'s sub-block on ``P_n(i)``:
 
-.. math::  T_t[i] = \big(D_t\big)_{P_n(i), P_n(i)}\, T_{t-1}[i] + e_{r=0} \otimes \bar I_t[i],
-           \quad (D_t)_{(c,l),(c',j)} = δ_{lj}\, j_s[c,c',l] + \textstyle\sum_g a_h[c,g,l]\, W_{hh}[g,l,j]\, ρ[c',j].
+.. math::  T_t[i] = \\big(D_t\\big)_{P_n(i), P_n(i)}\\, T_{t-1}[i] + e_{r=0} \\otimes \\bar I_t[i],
+           \\quad (D_t)_{(c,l),(c',j)} = δ_{lj}\\, j_s[c,c',l] + \\textstyle\\sum_g a_h[c,g,l]\\, W_{hh}[g,l,j]\\, ρ[c',j].
 
 Memory ``k·m·width·E`` (≈ ``m·|P_n|·p_unmasked``; SnAp-2 on a density-``d`` net ≈
 ``d·k`` entries per parameter).  Time per step ``O(k·m·width²·E)`` for the recurrent
