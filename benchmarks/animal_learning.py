@@ -105,15 +105,20 @@ poor), the seed spread is large for CCN (± 0.0048) and several T-BPTT pairs, an
 not tuned per method, so with 2 seeds only "everything beats predicting zero" is
 settled.
 
-**Throughput targets** (table above; idle machine). Single stream: 147k environment
-steps/s with fused ColoR + TD(λ) on 20 columns (target ≥ 100k: met).  Summed over a
-batch of streams: 189k/s at 8, 223k/s at 32, 279k/s at 128 streams (target ≥ 500k:
-**not met**).  The fused step is written as element-wise loops over input-major
-``[d+2, 4, k]`` arrays (a matrix product or a reduction over an inner axis of these tiny
-per-stream shapes is several times slower on XLA:CPU, above all under ``vmap``); what
-remains is XLA:CPU's per-kernel cost (≈ 35 fused kernels per step by a count of the compiled HLO, including copies of
-the loop carry that XLA inserts) and poor scaling of one step across both cores.
-Memory is flat: RSS 482.40 → 482.49 MiB over 10M steps.
+**Throughput targets** (table above). Single stream: 140k environment steps/s with fused
+ColoR + TD(λ) on 20 columns (135k–212k over this session's runs; target ≥ 100k: met).
+Summed over a batch of streams split over the two cores: 527k/s at 32, 548k/s at 64,
+498k/s at 128 streams (target ≥ 500k: met at 32 and 64 streams, just under at 128; the
+machine is shared and these figures move by ±10 % between runs).  Two changes got
+there from 279k/s: ColumnarTD's streams-last state (the stream axis innermost, so every
+element-wise loop runs over a long contiguous axis; ≈ 400k/s on its own) and one CPU
+device per core (`jax_num_cpu_devices` + `jax.shard_map` over streams), so each core
+runs its own loop instead of XLA splitting and re-joining every one of the step's ≈ 90
+small kernels across both.  8 streams split in two are slower than one stream (too
+little work per kernel per core).  For scale: the element-wise arithmetic on the five
+per-parameter arrays alone (θ, e, v, TH, TC) runs at ≈ 630k stream-steps/s at 128 streams
+in XLA on this machine, and the environment alone takes 34 µs per step for 128 streams.
+Memory is flat: RSS 640.83 → 640.83 MiB over 10M single-stream steps.
 
 **What is missing.** Only 2 seeds each; no per-method step-size search.  ISI U[24, 36] (the CCN paper's harder setting, which the
 ANCHORS reference numbers use) was run for three methods only, 2M steps, 2 seeds
