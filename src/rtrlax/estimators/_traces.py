@@ -75,6 +75,11 @@ def _injection(influence, live, frozen, traces, s_t):
     return inject(live, frozen, traces, s_t)
 
 
+#: :meth:`AbstractTraceEstimator.batch_step` writes the sum over streams of the cores'
+#: gradients as explicit terms up to this many streams (compile time grows with it).
+UNROLL_STREAMS = 64
+
+
 class AbstractTraceEstimator(AbstractOnlineEstimator):
     """An online estimator defined by how it stores and updates each core's influence."""
 
@@ -110,13 +115,14 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         traces = tuple(self.init_traces(core) for core in model.cores())
         return TraceCarry(model.initial_state(), traces)
 
-    def _stream_loss(self, model, carry, x, target, loss_fn, live=None):
+    def _stream_loss(self, model, carry, x, target, loss_fn, probes=None):
         """One stream's step loss with the traces injected: ``(loss, (s_t, y, traces_t))``.
 
         Differentiating it with respect to the model's parameters gives the online
-        gradient.  ``live`` (one parameter pytree per core) replaces the cores' own
-        parameters in the injection, so the gradient of the traced parameters can be
-        taken through a stand-in instead (:meth:`batch_step`).
+        gradient.  With ``probes`` (one zero state per core) nothing is injected and each
+        core's new state gets its probe added instead: the gradient with respect to the
+        probes is ``δ_t = ∂ℓ/∂s_t`` per core, which :meth:`batch_step` contracts with the
+        traces itself.
         """
         sg = jax.lax.stop_gradient
         new_traces = []
@@ -127,8 +133,9 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
             s_t, traces_t = self.core_step(frozen, carry.traces[index], sg(s_tm1), u)
             traces_t = sg(traces_t)
             new_traces.append(traces_t)
-            params = core_params(core) if live is None else live[index]
-            injected = _injection(self.influence, params, frozen, traces_t, s_t)
+            if probes is not None:
+                return jax.tree_util.tree_map(jnp.add, s_t, probes[index])
+            injected = _injection(self.influence, core_params(core), frozen, traces_t, s_t)
             return jax.tree_util.tree_map(lambda s, ds: s + ds, s_t, injected)
 
         state, y = model.forward(carry.state, x, core_call=core_call)
@@ -148,46 +155,74 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
 
         A vmapped :meth:`step` forms every parameter's gradient per stream and then
         averages: for the weights of dense layers (readouts, encoders, GLUs) that is a
-        ``[B, out, in]`` array of outer products per step.  Here the batch-mean loss is
-        differentiated once with the streams vmapped inside, so those gradients come out
-        as one matrix product over the batch.  The cores' own parameters enter each
-        stream through a per-stream stand-in (their traces differ per stream); their
-        per-stream gradients (already divided by B by the mean loss) are summed with a
-        tensordot, which XLA:CPU runs much faster than a reduction over the stream axis.
+        ``[B, out, in]`` array of outer products per step, and for the cores' own
+        parameters a ``[B, …]`` array of per-stream ``M_bᵀ δ_b``.  Here the batch-mean
+        loss is differentiated once with the streams vmapped inside, so dense-layer
+        gradients come out as one matrix product over the batch; each core's new state
+        carries a zero probe whose gradient is that stream's ``δ_b`` (already divided by
+        B), and the cores' gradients ``Σ_b M_bᵀ δ_b`` are written as an explicit sum over
+        the streams (up to :data:`UNROLL_STREAMS` of them) of each stream's transposed
+        ``influence`` on its slice of the traces — XLA fuses that into one loop that
+        reads every trace once, where a reduction over the stream axis is very slow on
+        XLA:CPU and a materialised ``[B, …]`` product costs two more passes.  Beyond
+        ``UNROLL_STREAMS`` streams the per-stream products are summed by a tensordot.
         Same numbers as the default (tested).
         """
         params, static = split_params(model)
-        live = tuple(core_params(c) for c in model.cores())
-        where = {}  # id of a core's parameter array -> (core, leaf) in ``live``
-        for i, tree in enumerate(live):
-            for j, leaf in enumerate(jax.tree_util.tree_leaves(tree)):
+        cores = tuple(model.cores())
+        where = {}  # id of a core's parameter array -> (core, leaf) in ``core_params``
+        for i, core in enumerate(cores):
+            for j, leaf in enumerate(jax.tree_util.tree_leaves(core_params(core))):
                 if id(leaf) in where:  # an array shared between cores
                     return super().batch_step(model, carry, x, target, loss_fn)
                 where[id(leaf)] = (i, j)
         b = jax.tree_util.tree_leaves(x)[0].shape[0]
-        live_b = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (b,) + a.shape), live)
+        probes = tuple(
+            jax.tree_util.tree_map(lambda a: jnp.zeros((b,) + a.shape, a.dtype), core.initial_state())
+            for core in cores
+        )
 
-        def batch_loss(params, live_b):
+        def batch_loss(params, probes):
             m = eqx.combine(params, static)
 
-            def one(carry, x, target, live_s):
-                return self._stream_loss(m, carry, x, target, loss_fn, live=live_s)
+            def one(carry, x, target, probes_s):
+                return self._stream_loss(m, carry, x, target, loss_fn, probes=probes_s)
 
-            losses, aux = jax.vmap(one)(carry, x, target, live_b)
+            losses, aux = jax.vmap(one)(carry, x, target, probes)
             return jnp.mean(losses), (losses, aux)
 
-        (_, (losses, (state, y, traces))), (g_params, g_live) = jax.value_and_grad(
+        (_, (losses, (state, y, traces))), (g_params, deltas) = jax.value_and_grad(
             batch_loss, argnums=(0, 1), has_aux=True
-        )(params, live_b)
-        g_live = [jax.tree_util.tree_leaves(g) for g in g_live]
+        )(params, probes)
+        g_cores = [
+            jax.tree_util.tree_leaves(self._stream_sum(core, tr, d, b))
+            for core, tr, d in zip(cores, traces, deltas)
+        ]
         p_leaves, treedef = jax.tree_util.tree_flatten(params)
         g_leaves = jax.tree_util.tree_leaves(g_params)
         grads = []
         for p, g in zip(p_leaves, g_leaves):
             if id(p) in where:
                 i, j = where[id(p)]
-                per_stream = g_live[i][j]
-                g = g + jnp.tensordot(jnp.ones((b,), per_stream.dtype), per_stream, axes=1)
+                g = g + g_cores[i][j]
             grads.append(g)
         grads = jax.tree_util.tree_unflatten(treedef, grads)
         return TraceCarry(state, traces), StepOutput(y, losses, grads)
+
+    def _stream_sum(self, core, traces, deltas, b: int):
+        """``Σ_b M_bᵀ δ_b`` for one core: traces and deltas carry the stream axis first."""
+        frozen = jax.lax.stop_gradient(core)
+        live = core_params(core)
+
+        def one(tr, d):
+            (g,) = jax.linear_transpose(lambda v: self.influence(frozen, tr, v), live)(d)
+            return g
+
+        if b <= UNROLL_STREAMS:
+            take = lambda tree, s: jax.tree_util.tree_map(lambda a: a[s], tree)  # noqa: E731
+            parts = [one(take(traces, s), take(deltas, s)) for s in range(b)]
+            return jax.tree_util.tree_map(lambda *gs: sum(gs[1:], gs[0]), *parts)
+        per_stream = jax.vmap(one)(traces, deltas)
+        return jax.tree_util.tree_map(
+            lambda g: jnp.tensordot(jnp.ones((b,), g.dtype), g, axes=1), per_stream
+        )
