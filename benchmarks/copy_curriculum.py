@@ -74,6 +74,7 @@ def main(argv=None):
     p.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=list(ESTIMATORS))
     p.add_argument("--densities", type=float, nargs="+", default=[1.0, 0.25])
     p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--seed0", type=int, default=0, help="first seed (seeds seed0 … seed0 + seeds − 1)")
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--batch", type=int, default=16, help="streams")
     p.add_argument("--tokens", type=int, default=160_000, help="budget per run (steps × streams)")
@@ -83,13 +84,21 @@ def main(argv=None):
     p.add_argument("--max-length", type=int, default=40)
     p.add_argument("--out", type=Path, default=Path("docs/results/copy_curriculum.md"))
     p.add_argument("--from-json", action="store_true", help="only rewrite the report from <out>.json")
+    p.add_argument("--merge", type=Path, nargs="*", default=[],
+                   help="with --from-json: also pool the runs of these json files (other seeds)")
     args = p.parse_args(argv)
     command = "python benchmarks/copy_curriculum.py " + " ".join(sys.argv[1:] if argv is None else argv)
     if args.from_json:
         saved = json.loads(args.out.with_suffix(".json").read_text())
+        merge = args.merge
         args = argparse.Namespace(**(saved["args"] | {"out": args.out}))
         command = saved.get("command", command)
-        write_report(args, saved["runs"], command)
+        runs = saved["runs"]
+        for path in merge:
+            other = json.loads(path.read_text())
+            command += "`; `" + other["command"].strip()
+            runs = runs + other["runs"]
+        write_report(args, runs, command)
         return
 
     runs = []
@@ -100,7 +109,7 @@ def main(argv=None):
                 # dense GRU: P_2 is every entry (each unit feeds every unit), so SnAp-2 is
                 # RTRL with extra indexing; the RTRL rows stand for it.
                 continue
-            for seed in range(args.seeds):
+            for seed in range(args.seed0, args.seed0 + args.seeds):
                 r = run_one(name, density, seed, args)
                 runs.append(r)
                 print(
@@ -144,14 +153,16 @@ def write_report(args, runs, command):
         "",
         f"Machine: {machine_description()} — shared with other jobs while this ran, so the "
         "wall-clock column is indicative only.",
-        f"Command: `{command.strip()}`",
+        f"Commands: `{command.strip()}`",
         "",
         f"Budget: {args.tokens:,} tokens per run ({args.tokens // args.batch:,} steps × {args.batch} "
         f"streams), GRU-{args.hidden} + linear readout, float32, Adam lr {args.lr:g}, fully online "
         f"(update every step, K = 1), TBPTT window T = {args.truncation}, curriculum threshold "
         f"0.15 bits/step, L capped at {args.max_length}. The level is shared by the streams of a run "
         "and read every "
-        f"{args.chunk * args.batch:,} tokens. Seeds {args.seeds} per cell of the table.",
+        f"{args.chunk * args.batch:,} tokens. Seeds per cell of the table: "
+        + ", ".join(sorted({str(len({r['seed'] for r in runs if r['density'] == d})) for d in densities}))
+        + ".",
         "",
         "Largest L reached (per seed, and the mean):",
         "",
