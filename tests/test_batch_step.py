@@ -22,6 +22,8 @@ CASES = {
         rx.Readout(rx.GRU(4, 5, key=KEY, density=0.5), 2, key=KEY),
     ),
     "color": lambda: (rx.ColoR(), rx.Readout(rx.Columnar(4, 5, key=KEY), 2, key=KEY)),
+    "rflo": lambda: (rx.RFLO(), rx.Readout(rx.VanillaRNN(4, 5, key=KEY), 2, key=KEY)),
+    "kf-rtrl": lambda: (rx.KFRTRL(), rx.Readout(rx.VanillaRNN(4, 5, key=KEY), 2, key=KEY)),
     "online-lru-2-layers": lambda: (
         rx.OnlineLRU(),
         rx.LRUNet(4, 2, d_model=6, d_hidden=3, n_layers=2, key=KEY),
