@@ -96,7 +96,8 @@ def main(argv=None):
         runs = saved["runs"]
         for path in merge:
             other = json.loads(path.read_text())
-            command += "`; `" + other["command"].strip()
+            closed = command.rstrip().endswith(")")  # the previous merge closed its quote
+            command += ("; `" if closed else "`; `") + f"{other['command'].strip()}` (runs kept in `{path}`)"
             runs = runs + other["runs"]
         write_report(args, runs, command)
         return
@@ -153,7 +154,7 @@ def write_report(args, runs, command):
         "",
         f"Machine: {machine_description()} — shared with other jobs while this ran, so the "
         "wall-clock column is indicative only.",
-        f"Commands: `{command.strip()}`",
+        f"Commands: `{command.strip()}" + ("" if command.rstrip().endswith(")") else "`"),
         "",
         f"Budget: {args.tokens:,} tokens per run ({args.tokens // args.batch:,} steps × {args.batch} "
         f"streams), GRU-{args.hidden} + linear readout, float32, Adam lr {args.lr:g}, fully online "
