@@ -287,14 +287,13 @@ def _pool_seeds(rows: list[dict]) -> list[dict]:
         key = (r["method"], r["steps"], r["lr"])
         if key not in pooled:
             pooled[key] = dict(r, curve=[list(c) for c in r["curve"]], zero=[list(z) for z in r["zero"]],
-                               runs=1, seed_steps_per_s=[r.get("steps_per_s") or 0.0])
+                               seed_steps_per_s=[r.get("steps_per_s") or 0.0])
             continue
         p = pooled[key]
         p["curve"] = [a + list(b) for a, b in zip(p["curve"], r["curve"])]
         p["zero"] = [a + list(b) for a, b in zip(p["zero"], r["zero"])]
         p["seeds"] += r["seeds"]
         p["wall_s"] += r["wall_s"]
-        p["runs"] += 1
         p["seed_steps_per_s"].append(r.get("steps_per_s") or 0.0)
     return list(pooled.values())
 

@@ -92,14 +92,13 @@ def main(argv=None):
         saved = json.loads(args.out.with_suffix(".json").read_text())
         merge = args.merge
         args = argparse.Namespace(**(saved["args"] | {"out": args.out}))
-        command = saved.get("command", command)
+        commands = [f"`{saved.get('command', command).strip()}`"]
         runs = saved["runs"]
         for path in merge:
             other = json.loads(path.read_text())
-            closed = command.rstrip().endswith(")")  # the previous merge closed its quote
-            command += ("; `" if closed else "`; `") + f"{other['command'].strip()}` (runs kept in `{path}`)"
+            commands.append(f"`{other['command'].strip()}` (runs kept in `{path}`)")
             runs = runs + other["runs"]
-        write_report(args, runs, command)
+        write_report(args, runs, "; ".join(commands))
         return
 
     runs = []
@@ -122,10 +121,11 @@ def main(argv=None):
                 json_path.write_text(json.dumps(
                     {"args": vars(args) | {"out": str(args.out)}, "command": command, "runs": runs}
                 ))
-    write_report(args, runs, command)
+    write_report(args, runs, f"`{command.strip()}`")
 
 
-def write_report(args, runs, command):
+def write_report(args, runs, commands: str):
+    """``commands``: the markdown line naming the command(s) behind ``runs``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,7 +154,7 @@ def write_report(args, runs, command):
         "",
         f"Machine: {machine_description()} — shared with other jobs while this ran, so the "
         "wall-clock column is indicative only.",
-        f"Commands: `{command.strip()}" + ("" if command.rstrip().endswith(")") else "`"),
+        f"Commands: {commands}",
         "",
         f"Budget: {args.tokens:,} tokens per run ({args.tokens // args.batch:,} steps × {args.batch} "
         f"streams), GRU-{args.hidden} + linear readout, float32, Adam lr {args.lr:g}, fully online "

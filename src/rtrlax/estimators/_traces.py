@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jaxtyping import PyTree
 
 from .._types import State
-from .base import AbstractOnlineEstimator, StepOutput, split_params
+from .base import AbstractOnlineEstimator, StepOutput, split_params, sum_over_streams
 
 
 class TraceCarry(NamedTuple):
@@ -136,7 +136,7 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
             if probes is not None:
                 return jax.tree_util.tree_map(jnp.add, s_t, probes[index])
             injected = _injection(self.influence, core_params(core), frozen, traces_t, s_t)
-            return jax.tree_util.tree_map(lambda s, ds: s + ds, s_t, injected)
+            return jax.tree_util.tree_map(jnp.add, s_t, injected)
 
         state, y = model.forward(carry.state, x, core_call=core_call)
         return loss_fn(y, target), (sg(state), y, tuple(new_traces))
@@ -222,7 +222,4 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
             take = lambda tree, s: jax.tree_util.tree_map(lambda a: a[s], tree)  # noqa: E731
             parts = [one(take(traces, s), take(deltas, s)) for s in range(b)]
             return jax.tree_util.tree_map(lambda *gs: sum(gs[1:], gs[0]), *parts)
-        per_stream = jax.vmap(one)(traces, deltas)
-        return jax.tree_util.tree_map(
-            lambda g: jnp.tensordot(jnp.ones((b,), g.dtype), g, axes=1), per_stream
-        )
+        return jax.tree_util.tree_map(sum_over_streams, jax.vmap(one)(traces, deltas))

@@ -58,12 +58,16 @@ class AbstractOnlineEstimator(AbstractEstimator):
         return carry, out._replace(grads=jax.tree_util.tree_map(mean_over_streams, out.grads))
 
 
+def sum_over_streams(g: Array, weight: float = 1.0) -> Array:
+    """``weight ×`` the sum over the leading (stream) axis, written as a ``tensordot`` with
+    a weight vector: XLA on CPU reduces a large ``[B, ...]`` array along its major axis
+    several times slower than it runs the equivalent matrix-vector product."""
+    return jnp.tensordot(jnp.full((g.shape[0],), weight, g.dtype), g, axes=1)
+
+
 def mean_over_streams(g: Array) -> Array:
-    """Mean over the leading (stream) axis, written as a ``tensordot`` with a weight
-    vector: XLA on CPU reduces a large ``[B, ...]`` array along its major axis several
-    times slower than it runs the equivalent matrix-vector product."""
-    b = g.shape[0]
-    return jnp.tensordot(jnp.full((b,), 1.0 / b, g.dtype), g, axes=1)
+    """Mean over the leading (stream) axis (see :func:`sum_over_streams`)."""
+    return sum_over_streams(g, 1.0 / g.shape[0])
 
 
 def split_params(model: eqx.Module):
