@@ -114,9 +114,7 @@ element-wise loop runs over a long contiguous axis; ≈ 400k/s on its own) and o
 device per core (`jax_num_cpu_devices` + `jax.shard_map` over streams), so each core
 runs its own loop instead of XLA splitting and re-joining every one of the step's ≈ 90
 small kernels across both.  8 streams split in two are slower than one stream (too
-little work per kernel per core).  For scale: the element-wise arithmetic on the five
-per-parameter arrays alone (θ, e, v, TH, TC) runs at ≈ 630k stream-steps/s at 128 streams
-in XLA on this machine, and the environment alone takes 34 µs per step for 128 streams.
+little work per kernel per core).
 Memory is flat: RSS 640.83 → 640.83 MiB over 10M single-stream steps.
 
 **What is missing.** 5 seeds at 2M steps (2 for the 0.5M/1M constructive and 1M CCN runs); no per-method step-size search.  ISI U[24, 36] (the CCN paper's harder setting, which the

@@ -164,7 +164,8 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         the streams (up to :data:`UNROLL_STREAMS` of them) of each stream's transposed
         ``influence`` on its slice of the traces — XLA fuses that into one loop that
         reads every trace once, where a reduction over the stream axis is very slow on
-        XLA:CPU and a materialised ``[B, …]`` product costs two more passes.  Beyond
+        XLA:CPU and a materialised ``[B, …]`` product costs two more passes
+        (``benchmarks/stream_sum.py``).  Beyond
         ``UNROLL_STREAMS`` streams the per-stream products are summed by a tensordot.
         Same numbers as the default (tested).
         """
