@@ -331,6 +331,98 @@ def memory_cmd(args):
                         layers=args.layers, machine=machine(), command=" ".join(sys.argv)))  # fmt: skip
 
 
+# --- sCIFAR-size throughput and memory (meant for a GPU) -------------------------------
+
+SCIFAR_METHODS = ("inference", "BPTT", "online", "spatial")
+
+
+def scifar_child(method, d_model, d_hidden, layers, T, batch, repeats) -> None:
+    """One method in a fresh process, so the device's peak memory is that method's own.
+
+    Random pixels (3 channels) and a random class label per sequence, the cross-entropy
+    of the prediction at every step. ``BPTT``: the gradient of the summed loss of every
+    sequence of the batch (vmapped), offline. ``online`` / ``spatial``: ``rx.OnlineLRU()``
+    (``horizon=0`` for spatial) stepping through the sequence, ``batch_step`` over the
+    batch at each step, the stream-mean gradients accumulated -- the same gradient
+    BPTT gives for the last layer's recurrence, in memory independent of T.
+    Prints one JSON line: ms per batch of sequences, tokens/s, peak device bytes.
+    """
+    model = rx.LRUNet(3, 10, d_model=d_model, d_hidden=d_hidden, n_layers=layers,
+                      key=jax.random.key(0), dtype=jnp.float32)  # fmt: skip
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    xs = jax.random.normal(jax.random.key(1), (batch, T, 3), jnp.float32)
+    labels = jax.random.randint(jax.random.key(2), (batch,), 0, 10)
+    ts = jnp.broadcast_to(labels[:, None], (batch, T))
+    loss = optax.softmax_cross_entropy_with_integer_labels
+    zero = jax.tree_util.tree_map(jnp.zeros_like, params)
+
+    def inference(params, xs, ts):
+        m = eqx.combine(params, static)
+        s0 = jax.vmap(lambda _: m.initial_state())(jnp.arange(batch))
+        step = lambda s, x: jax.vmap(m)(s, x)  # noqa: E731
+        return jax.lax.scan(step, s0, xs.swapaxes(0, 1))[1].mean()
+
+    def bptt(params, xs, ts):
+        m = eqx.combine(params, static)
+        one = lambda x, t: rx.accumulate_grads(rx.BPTT(), m, x, t, loss)  # noqa: E731
+        grads, losses = jax.vmap(one)(xs, ts)
+        return jax.tree_util.tree_map(lambda g: g.mean(0), grads), losses.mean()
+
+    def online(est):
+        def run(params, xs, ts):
+            m = eqx.combine(params, static)
+            c0 = jax.vmap(lambda _: est.init(m))(jnp.arange(batch))
+
+            def body(acc, xt):
+                c, g = acc
+                c, out = est.batch_step(m, c, *xt, loss)
+                return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
+
+            (_, g), losses = jax.lax.scan(body, (c0, zero), (xs.swapaxes(0, 1), ts.T))
+            return g, losses.mean()
+
+        return run
+
+    fn = {"inference": inference, "BPTT": bptt, "online": online(rx.OnlineLRU()),
+          "spatial": online(rx.OnlineLRU(horizon=0))}[method]  # fmt: skip
+    compiled = jax.jit(fn).lower(params, xs, ts).compile()
+    analysis = compiled.memory_analysis()
+    temp = getattr(analysis, "temp_size_in_bytes", None) if analysis is not None else None
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(params, xs, ts))
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(params, xs, ts))
+        times.append(time.perf_counter() - t0)
+    stats = jax.local_devices()[0].memory_stats() or {}
+    med = float(np.median(times))
+    print(json.dumps(dict(
+        method=method, ms=med * 1e3, ms_all=[t * 1e3 for t in times], first_ms=first * 1e3,
+        tokens_per_s=batch * T / med, peak_bytes=stats.get("peak_bytes_in_use"),
+        temp_bytes=temp, peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        device=str(jax.devices()[0].device_kind),
+    )), flush=True)  # fmt: skip
+
+
+def scifar_cmd(args):
+    """The sCIFAR-size network: online vs BPTT throughput and peak memory, fresh process each."""
+    rows = []
+    for method in args.methods:
+        cmd = [sys.executable, __file__, "_scifar", method, *map(str, (
+            args.d_model, args.d_hidden, args.layers, args.T, args.batch, args.repeats))]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(out.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"{method} failed (exit {out.returncode})")
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    config = dict(d_model=args.d_model, d_hidden=args.d_hidden, layers=args.layers, T=args.T,
+                  batch=args.batch, repeats=args.repeats)  # fmt: skip
+    save("scifar", dict(rows=rows, config=config, machine=machine(), command=" ".join(sys.argv)))
+
+
 # --- report -----------------------------------------------------------------------------
 
 
@@ -462,6 +554,9 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "_stream":
         stream_child(*map(int, sys.argv[2:6]))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "_scifar":
+        scifar_child(sys.argv[2], *map(int, sys.argv[3:9]))
+        return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     a = sub.add_parser("accuracy")
@@ -481,9 +576,19 @@ def main():
     m.add_argument("--d-model", type=int, default=64)
     m.add_argument("--d-hidden", type=int, default=32)
     m.add_argument("--layers", type=int, default=4)
+    g = sub.add_parser("scifar", help="sCIFAR-size online vs BPTT throughput/memory (GPU)")
+    g.add_argument("--methods", nargs="+", default=list(SCIFAR_METHODS), choices=SCIFAR_METHODS)
+    g.add_argument("--d-model", type=int, default=256)
+    g.add_argument("--d-hidden", type=int, default=128)
+    g.add_argument("--layers", type=int, default=4)
+    g.add_argument("--T", type=int, default=1024)
+    g.add_argument("--batch", type=int, default=100)
+    g.add_argument("--repeats", type=int, default=5)
     sub.add_parser("report")
     args = p.parse_args()
-    {"accuracy": accuracy_cmd, "cost": cost_cmd, "memory": memory_cmd, "report": report_cmd}[args.cmd](args)
+    cmds = {"accuracy": accuracy_cmd, "cost": cost_cmd, "memory": memory_cmd,
+            "scifar": scifar_cmd, "report": report_cmd}  # fmt: skip
+    cmds[args.cmd](args)
 
 
 if __name__ == "__main__":

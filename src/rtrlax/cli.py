@@ -100,7 +100,10 @@ def machine_description() -> str:
         pass
     import jax
 
-    return f"{cpu}, {os.cpu_count()} cores, {jax.default_backend()} backend, jax {jax.__version__}"
+    desc = f"{cpu}, {os.cpu_count()} cores, {jax.default_backend()} backend, jax {jax.__version__}"
+    if jax.default_backend() != "cpu":
+        desc += f", {jax.devices()[0].device_kind}"
+    return desc
 
 
 def write_results(out: Path, config: dict, history: dict, *, title: str) -> None:
