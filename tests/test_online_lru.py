@@ -175,3 +175,74 @@ def test_streaming_carry_is_independent_of_stream_length():
     N, H, layers = 5, 6, 2
     # per layer: state 2N + traces e^λ, e^γ (2N each) and e^B (2NH); nothing else
     assert n_numbers == layers * (2 * N + 4 * N + 2 * N * H)
+
+
+def _k_steps(est, model, carry, xs, ts):
+    def body(acc, xt):
+        c, g = acc
+        c, out = est.step(model, c, *xt, LOSS)
+        return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), (out.y, out.loss)
+
+    zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+    (carry, grads), (ys, losses) = jax.lax.scan(body, (carry, zero), (xs, ts))
+    return carry, grads, ys, losses
+
+
+@pytest.mark.parametrize("horizon", [None, 1, 0])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: net(3, 2), lambda: net(2, 3, pool=True),
+     lambda: rx.LRU(3, 4, key=jax.random.key(5), r_min=0.3, r_max=0.99)],
+    ids=["3-layers", "2-layers-pooled", "lru-layer"],
+)  # fmt: skip
+def test_chunk_step_equals_k_steps(make, horizon):
+    """K steps at once = K calls of step: carry (state and traces), outputs, losses and
+    the summed gradient, over two chunks (the second starts from nonzero traces)."""
+    model = make()
+    est = rx.OnlineLRU(horizon=horizon)
+    n_out = 2 if isinstance(model, rx.LRUNet) else 3
+    xs, ts = data(4, 2 * 7, 3, n_out)
+    chunk = eqx.filter_jit(lambda c, x, t: est.chunk_step(model, c, x, t, LOSS))
+    steps = eqx.filter_jit(lambda c, x, t: _k_steps(est, model, c, x, t))
+    c_chunk = c_steps = est.init(model)
+    for part in (slice(0, 7), slice(7, 14)):
+        c_chunk, out = chunk(c_chunk, xs[part], ts[part])
+        c_steps, grads, ys, losses = steps(c_steps, xs[part], ts[part])
+        assert_close(out.grads, grads, 1e-10)
+        assert_close(c_chunk, c_steps, 1e-10)
+        assert_close((out.y, out.loss), (ys, losses), 1e-12)
+    if horizon is None:  # the traces carried something: the recurrent gradients are live
+        assert all(float(jnp.abs(c.nu_log).max()) > 0 for c in eqx.filter(out.grads, eqx.is_array).cores())
+
+
+def test_batch_chunk_step_equals_batch_steps():
+    model = net(2, 1)
+    est = rx.OnlineLRU()
+    xs = jax.random.normal(jax.random.key(0), (3, 6, 3))
+    ts = jax.random.normal(jax.random.key(1), (3, 6, 2))
+    carry = jax.vmap(lambda _: est.init(model))(jnp.arange(3))
+    c_chunk, out = est.batch_chunk_step(model, carry, xs, ts, LOSS)
+
+    def body(acc, xt):
+        c, g = acc
+        c, o = est.batch_step(model, c, *xt, LOSS)
+        return (c, jax.tree_util.tree_map(jnp.add, g, o.grads)), o.loss
+
+    zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+    (c_steps, grads), losses = jax.lax.scan(body, (carry, zero), (xs.swapaxes(0, 1), ts.swapaxes(0, 1)))
+    assert_close(out.grads, grads, 1e-10)
+    assert_close(c_chunk, c_steps, 1e-10)
+    assert_close(out.loss, losses.T, 1e-12)
+
+
+def test_chunk_step_rejects_bad_input():
+    model = net(1, 0)
+    est = rx.OnlineLRU()
+    carry = est.init(model)
+    xs, ts = data(0, 5, 3, 2)
+    with pytest.raises(ValueError, match="xs must have shape"):
+        est.chunk_step(model, carry, xs[:, :2], ts, LOSS)
+    with pytest.raises(ValueError, match="leading axis T = 5"):
+        est.chunk_step(model, carry, xs, ts[:4], LOSS)
+    with pytest.raises(ValueError, match="at least one step"):
+        est.chunk_step(model, carry, xs[:0], ts[:0], LOSS)

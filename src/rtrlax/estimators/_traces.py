@@ -47,6 +47,34 @@ def core_params(core) -> PyTree:
     return eqx.filter(core, eqx.is_inexact_array)
 
 
+def core_leaf_positions(cores) -> dict | None:
+    """``id`` of each core parameter array -> ``(core index, leaf index)`` in
+    ``core_params``; ``None`` when an array is shared between cores."""
+    where = {}
+    for i, core in enumerate(cores):
+        for j, leaf in enumerate(jax.tree_util.tree_leaves(core_params(core))):
+            if id(leaf) in where:
+                return None
+            where[id(leaf)] = (i, j)
+    return where
+
+
+def add_core_grads(params, grads, cores, core_grads) -> PyTree:
+    """``grads`` (shaped like ``params``) plus each core's own gradient (shaped like
+    ``core_params(core)``) on that core's arrays.  ``params`` must be the very arrays of
+    the model the cores came from (matched by identity, as ``split_params`` gives them)."""
+    where = core_leaf_positions(cores)
+    g_cores = [jax.tree_util.tree_leaves(g) for g in core_grads]
+    p_leaves, treedef = jax.tree_util.tree_flatten(params)
+    out = []
+    for p, g in zip(p_leaves, jax.tree_util.tree_leaves(grads)):
+        if id(p) in where:
+            i, j = where[id(p)]
+            g = g + g_cores[i][j]
+        out.append(g)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
 def _injection(influence, live, frozen, traces, s_t):
     """``M_t (θ − sg θ)``: zero in value, ``M_tᵀ δ`` as its reverse-mode derivative in θ.
 
@@ -171,12 +199,8 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         """
         params, static = split_params(model)
         cores = tuple(model.cores())
-        where = {}  # id of a core's parameter array -> (core, leaf) in ``core_params``
-        for i, core in enumerate(cores):
-            for j, leaf in enumerate(jax.tree_util.tree_leaves(core_params(core))):
-                if id(leaf) in where:  # an array shared between cores
-                    return super().batch_step(model, carry, x, target, loss_fn)
-                where[id(leaf)] = (i, j)
+        if core_leaf_positions(cores) is None:  # an array shared between cores
+            return super().batch_step(model, carry, x, target, loss_fn)
         b = jax.tree_util.tree_leaves(x)[0].shape[0]
         probes = tuple(
             jax.tree_util.tree_map(lambda a: jnp.zeros((b,) + a.shape, a.dtype), core.initial_state())
@@ -195,19 +219,8 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         (_, (losses, (state, y, traces))), (g_params, deltas) = jax.value_and_grad(
             batch_loss, argnums=(0, 1), has_aux=True
         )(params, probes)
-        g_cores = [
-            jax.tree_util.tree_leaves(self._stream_sum(core, tr, d, b))
-            for core, tr, d in zip(cores, traces, deltas)
-        ]
-        p_leaves, treedef = jax.tree_util.tree_flatten(params)
-        g_leaves = jax.tree_util.tree_leaves(g_params)
-        grads = []
-        for p, g in zip(p_leaves, g_leaves):
-            if id(p) in where:
-                i, j = where[id(p)]
-                g = g + g_cores[i][j]
-            grads.append(g)
-        grads = jax.tree_util.tree_unflatten(treedef, grads)
+        g_cores = [self._stream_sum(core, tr, d, b) for core, tr, d in zip(cores, traces, deltas)]
+        grads = add_core_grads(params, g_params, cores, g_cores)
         return TraceCarry(state, traces), StepOutput(y, losses, grads)
 
     def _stream_sum(self, core, traces, deltas, b: int):

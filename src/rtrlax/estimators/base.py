@@ -82,3 +82,18 @@ def bind_estimator(estimator: AbstractEstimator, model: eqx.Module) -> AbstractE
     the estimator defines it.  ``accumulate_grads`` and ``OnlineLearner`` do this for you."""
     bind = getattr(estimator, "bind", None)
     return estimator if bind is None else bind(model)
+
+
+def check_sequence(model, xs, targets) -> None:
+    """A ValueError unless ``xs`` is ``[T, input_size]`` and every target leaf has leading axis T."""
+    xs_shape = jnp.shape(xs)
+    input_size = getattr(model, "input_size", None)
+    if len(xs_shape) != 2 or (input_size is not None and xs_shape[1] != input_size):
+        want = f"[T, {input_size}]" if input_size is not None else "[T, input_size]"
+        raise ValueError(f"xs must have shape {want} (time first, unbatched), got {xs_shape}.")
+    for leaf in jax.tree_util.tree_leaves(targets):
+        if jnp.ndim(leaf) < 1 or jnp.shape(leaf)[0] != xs_shape[0]:
+            raise ValueError(
+                f"every leaf of targets needs leading axis T = {xs_shape[0]} (one target "
+                f"per input step), got a leaf of shape {jnp.shape(leaf)}."
+            )

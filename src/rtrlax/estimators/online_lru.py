@@ -52,8 +52,11 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from .._types import LossFn, Params
+from ..cells.base import plain_core_call
 from ..cells.lru import LRUCore, lambda_parts
-from ._traces import AbstractTraceEstimator
+from ._traces import AbstractTraceEstimator, TraceCarry, add_core_grads, core_leaf_positions
+from .base import check_sequence, mean_over_streams, split_params
 
 Complex = tuple  #: (real part, imaginary part) of a complex array
 
@@ -64,6 +67,14 @@ class LRUTraces(NamedTuple):
     lam: Complex  #: e^λ = ∂h/∂λ, each [N]
     gamma: Complex  #: e^γ = ∂h/∂γ, each [N]
     B: Complex  #: e^B = ∂h/∂B (row n of B moves h_n only), each [N, H]
+
+
+class ChunkOutput(NamedTuple):
+    """What :meth:`OnlineLRU.chunk_step` returns besides the new carry."""
+
+    y: Array  #: the outputs y_t of the chunk's steps, leading axis K
+    loss: Float[Array, " K"]  #: loss_fn(y_t, target_t) per step
+    grads: Params  #: the sum over the chunk of the steps' online gradients
 
 
 def _cmul(ar, ai, br, bi):
@@ -147,3 +158,177 @@ class OnlineLRU(AbstractTraceEstimator):
             by_lam[0] + traces.gamma[0] * d_gamma + by_b_re,
             by_lam[1] + traces.gamma[1] * d_gamma + by_b_im,
         )
+
+    # --- K steps at once ----------------------------------------------------------------
+
+    def chunk_step(
+        self, model, carry: TraceCarry, xs: Array, targets, loss_fn: LossFn
+    ) -> tuple[TraceCarry, ChunkOutput]:
+        """K steps with the parameters held fixed: the same carry, outputs and losses as K
+        calls of :meth:`step`, and the *sum* of their gradients — the update of a learner
+        that applies its optimizer every K steps.  ``xs`` and ``targets`` have a leading
+        axis K.  One stream; :meth:`batch_chunk_step` for a batch.
+
+        Why it is cheaper: the per-step rule spends most of its time on work whose
+        result is only needed summed over the chunk — every dense layer's outer product
+        ``δ_t u_tᵀ`` and the update and read of each layer's ``[N, H]`` trace ``e^B``.
+        Here only the forward pass runs step by step (an inference step, keeping each
+        step's incoming state); then
+
+        1. the spatial backprop of all K steps runs at once, batched over the chunk
+           (states before each step held fixed, as in :meth:`step`): every dense
+           gradient ``Σ_t δ_t u_tᵀ`` is one matrix product, and each core's ``δ_t``
+           comes out for every step;
+        2. the traces are linear in their inputs with the fixed decay λ, so the sum of
+           ``δ̄_t e_t`` over the chunk re-associates exactly:
+           ``Σ_t δ̄_t e_t = Σ_s a_s imm_s + λ a_1 e_0`` with ``a_s = δ̄_s + λ a_{s+1}``
+           (one backward sweep over K vectors of size N) and ``imm_s`` the trace's
+           input at step s (``h_{s-1}``, ``B u_s``, ``γ u_sᵀ``); for ``e^B`` that sum is
+           a ``[N, K] × [K, H]`` matrix product.  The trace at the chunk's end is
+           ``e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s``, another matrix product.
+
+        Same numbers as K steps to round-off (tests/test_online_lru.py); memory
+        ``O(K·(N + H))`` per layer for the chunk, still independent of the stream's
+        length.  Outputs are produced step by step, but the gradient only at the end.
+        """
+        self.check_model(model)
+        check_sequence(model, xs, targets)
+        if xs.shape[0] == 0:
+            raise ValueError("chunk_step needs at least one step: xs has shape [0, ...].")
+        cores = tuple(model.cores())
+        if core_leaf_positions(cores) is None:
+            raise ValueError("chunk_step needs every LRU core to have its own parameter arrays.")
+        sg = jax.lax.stop_gradient
+
+        def forward(state, x):  # the sequential part: an inference step
+            new_state, y = model.forward(state, x, core_call=plain_core_call)
+            return new_state, (state, y)
+
+        state, (states, ys) = jax.lax.scan(forward, carry.state, xs)
+
+        params, static = split_params(model)
+        k = xs.shape[0]
+        probes = tuple(
+            jax.tree_util.tree_map(lambda a: jnp.zeros((k,) + a.shape, a.dtype), core.initial_state())
+            for core in cores
+        )
+
+        def chunk_loss(params, probes):
+            m = eqx.combine(params, static)
+
+            def one(state, x, target, probe):
+                seen = []  # each core's (s_{t-1}, u_t)
+
+                def core_call(core, s, u):
+                    s_t = plain_core_call(sg(core), sg(s), u)
+                    s_t = jax.tree_util.tree_map(jnp.add, s_t, probe[len(seen)])
+                    seen.append((sg(s), sg(u)))
+                    return s_t
+
+                _, y = m.forward(state, x, core_call=core_call)
+                return loss_fn(y, target), tuple(seen)
+
+            losses, seen = jax.vmap(one)(states, xs, targets, probes)
+            return jnp.sum(losses), (losses, seen)
+
+        (_, (losses, seen)), (g_params, deltas) = jax.value_and_grad(
+            chunk_loss, argnums=(0, 1), has_aux=True
+        )(params, probes)
+        frozen = [sg(core) for core in cores]
+        traces, g_cores = [], []
+        swept = self._sweep(frozen, deltas)
+        for core, tr, (s_prev, u), (a, p) in zip(frozen, carry.traces, seen, swept):
+            tr, g = self._chunk_core(core, tr, s_prev, u, a, p)
+            traces.append(tr)
+            g_cores.append(g)
+        grads = add_core_grads(params, g_params, cores, g_cores)
+        return TraceCarry(state, tuple(traces)), ChunkOutput(ys, losses, grads)
+
+    def batch_chunk_step(self, model, carry, xs, targets, loss_fn):
+        """:meth:`chunk_step` for a batch of streams (leading stream axis on ``carry``,
+        ``xs`` ``[B, K, ...]`` and ``targets``); ``grads`` is the mean over streams of each
+        stream's chunk sum, ``y`` and ``loss`` stay per stream."""
+        carry, out = jax.vmap(self.chunk_step, in_axes=(None, 0, 0, 0, None))(
+            model, carry, xs, targets, loss_fn
+        )
+        return carry, out._replace(grads=jax.tree_util.tree_map(mean_over_streams, out.grads))
+
+    def _sweep(self, cores, deltas) -> list[tuple[Complex, Complex | None]]:
+        """Per core ``(a, p)``: ``a_s = δ̄_s + λ a_{s+1}`` (``a_K = δ̄_K``) and the powers
+        ``p_s = λ^{K-s}``, by one backward scan over the chunk for all cores together
+        (the scan's per-iteration overhead, not its arithmetic, is what costs here; the
+        powers by recursion, as the per-step traces multiply, not by cos/sin).  When
+        the traces restart every step: ``a_s = δ̄_s`` and no powers."""
+        conj = [(d[0], -d[1]) for d in deltas]
+        if self.horizon is not None:
+            return [(c, None) for c in conj]
+        lam = [lambda_parts(c.nu_log, c.theta_log) for c in cores]
+        lam_re = jnp.concatenate([lr for lr, _ in lam] * 2)
+        lam_im = jnp.concatenate([li for _, li in lam] * 2)
+        k = conj[0][0].shape[0]
+        last = jnp.zeros((k, sum(c.hidden_size for c in cores)), lam_re.dtype).at[-1].set(1)
+        d = jnp.stack([
+            jnp.concatenate([c[0] for c in conj] + [last], axis=1),
+            jnp.concatenate([c[1] for c in conj] + [jnp.zeros_like(last)], axis=1),
+        ], axis=1)  # fmt: skip  # [K, 2 (re, im), 2ΣN (a, p)]
+
+        def step(a, d_s):
+            a = jnp.stack([lam_re * a[0] - lam_im * a[1], lam_re * a[1] + lam_im * a[0]]) + d_s
+            return a, a
+
+        _, a = jax.lax.scan(step, jnp.zeros_like(d[0]), d, reverse=True)
+        out, start, m = [], 0, last.shape[1]
+        for c in cores:
+            sl = slice(start, start + c.hidden_size)
+            sp = slice(m + start, m + start + c.hidden_size)
+            out.append(((a[:, 0, sl], a[:, 1, sl]), (a[:, 0, sp], a[:, 1, sp])))
+            start += c.hidden_size
+        return out
+
+    def _chunk_core(self, core: LRUCore, traces: LRUTraces, s_prev, u, a, p):
+        """One core's chunk: its summed gradient and its traces at the chunk's end, from
+        its states before each step ``s_prev`` ``([K, N], [K, N])``, its inputs ``u``
+        ``[K, H]``, its swept errors ``a`` and the powers ``p`` (:meth:`_sweep`)."""
+        lam = lambda_parts(core.nu_log, core.theta_log)
+        gamma = jnp.exp(core.gamma_log)
+        bu = (u @ core.weight_ih[0].T, u @ core.weight_ih[1].T)  # B u_s, [K, N]
+
+        def pair(x, y):  # Σ_s x_s y_s (complex, element-wise over N)
+            re, im = _cmul(*x, *y)
+            return re.sum(0), im.sum(0)
+
+        q_lam = pair(a, s_prev)
+        q_gamma = pair(a, bu)
+        q_b = ((a[0] * gamma).T @ u, (a[1] * gamma).T @ u)  # Σ_s a_s γ u_sᵀ, [N, H]
+        if self.horizon is None:  # + λ a_1 e_0
+            la = _cmul(*lam, a[0][0], a[1][0])
+            add = lambda q, e, la=la: tuple(q_ + c for q_, c in zip(q, _cmul(*la, *e)))  # noqa: E731
+            q_lam = add(q_lam, traces.lam)
+            q_gamma = add(q_gamma, traces.gamma)
+            q_b = add(q_b, traces.B, (la[0][:, None], la[1][:, None]))
+        lq = _cmul(*lam, *q_lam)
+        if self.horizon == 0:  # spatial: no gradient reaches λ
+            g_nu = g_theta = jnp.zeros_like(gamma)
+        else:
+            g_nu = -jnp.exp(core.nu_log) * lq[0]
+            g_theta = -jnp.exp(core.theta_log) * lq[1]
+        grads = eqx.tree_at(
+            lambda c: (c.nu_log, c.theta_log, c.gamma_log, c.weight_ih),
+            jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(core, eqx.is_inexact_array)),
+            (g_nu, g_theta, gamma * q_gamma[0], jnp.stack([q_b[0], -q_b[1]])),
+        )
+
+        if self.horizon is None:  # e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s
+            lam_k = _cmul(*lam, p[0][0], p[1][0])  # λ^K = λ p_1
+            decayed = lambda e, lk=lam_k: _cmul(*lk, *e)  # noqa: E731
+            e_lam = tuple(x + y for x, y in zip(decayed(traces.lam), pair(p, s_prev)))
+            e_gamma = tuple(x + y for x, y in zip(decayed(traces.gamma), pair(p, bu)))
+            e_b0 = _cmul(lam_k[0][:, None], lam_k[1][:, None], *traces.B)
+            e_b = (e_b0[0] + (p[0] * gamma).T @ u, e_b0[1] + (p[1] * gamma).T @ u)
+        else:  # the last step's immediate terms
+            last = lambda x: (x[0][-1], x[1][-1])  # noqa: E731
+            zero = jnp.zeros_like(gamma)
+            e_lam = last(s_prev) if self.horizon == 1 else (zero, zero)
+            e_gamma = last(bu)
+            e_b = (gamma[:, None] * u[-1], jnp.zeros_like(traces.B[1]))
+        return LRUTraces(e_lam, e_gamma, e_b), grads

@@ -8,7 +8,12 @@ import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray, PyTree
 
 from .._types import LossFn, Params
-from ..estimators.base import AbstractEstimator, AbstractOnlineEstimator, bind_estimator
+from ..estimators.base import (
+    AbstractEstimator,
+    AbstractOnlineEstimator,
+    bind_estimator,
+    check_sequence,
+)
 from ..estimators.bptt import BPTT
 
 
@@ -37,7 +42,7 @@ def accumulate_grads(
         ``eqx.filter(model, eqx.is_inexact_array)``; ``losses`` has shape ``[T]``.
         With ``rx.BPTT()`` this is exactly ``jax.grad`` of the summed loss.
     """
-    _check_sequence(model, xs, targets)
+    check_sequence(model, xs, targets)
     return _accumulate(bind_estimator(estimator, model), model, xs, targets, loss_fn, key)
 
 
@@ -59,17 +64,3 @@ def _accumulate(estimator, model, xs, targets, loss_fn, key):
 
     (_, grads), losses = jax.lax.scan(body, (carry, zero), (xs, targets))
     return grads, losses
-
-
-def _check_sequence(model, xs, targets) -> None:
-    xs_shape = jnp.shape(xs)
-    input_size = getattr(model, "input_size", None)
-    if len(xs_shape) != 2 or (input_size is not None and xs_shape[1] != input_size):
-        want = f"[T, {input_size}]" if input_size is not None else "[T, input_size]"
-        raise ValueError(f"xs must have shape {want} (time first, unbatched), got {xs_shape}.")
-    for leaf in jax.tree_util.tree_leaves(targets):
-        if jnp.ndim(leaf) < 1 or jnp.shape(leaf)[0] != xs_shape[0]:
-            raise ValueError(
-                f"every leaf of targets needs leading axis T = {xs_shape[0]} (one target "
-                f"per input step), got a leaf of shape {jnp.shape(leaf)}."
-            )
