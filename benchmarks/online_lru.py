@@ -203,13 +203,16 @@ def accuracy_cmd(args):
 
 
 def cost_cmd(args):
+    if any(args.T % k for k in args.K):
+        raise SystemExit(f"every --K ({args.K}) must divide --T {args.T}")
     results = []
     for batch, d_model, d_hidden in [(50, 128, 64), (1, 128, 64), (1, 64, 32)]:
-        results.append(cost_one(batch, d_model, d_hidden, args.repeats))
-        save("cost", dict(rows=results, machine=machine(), command=" ".join(sys.argv)))
+        results.append(cost_one(batch, d_model, d_hidden, args.repeats, T=args.T, Ks=args.K))
+        save("cost", dict(rows=results, machine=machine(), command=" ".join(sys.argv),
+                          T=args.T, K=args.K))  # fmt: skip
 
 
-def cost_one(batch, d_model, d_hidden, repeats, T=48, layers=4):
+def cost_one(batch, d_model, d_hidden, repeats, T=48, Ks=(48,), layers=4):
     model = rx.LRUNet(8, 8, d_model=d_model, d_hidden=d_hidden, n_layers=layers,
                       key=jax.random.key(0), dtype=jnp.float32)  # fmt: skip
     xs = jax.random.normal(jax.random.key(1), (T, batch, 8), jnp.float32)
@@ -262,9 +265,28 @@ def cost_one(batch, d_model, d_hidden, repeats, T=48, layers=4):
         zero = jax.tree_util.tree_map(jnp.zeros_like, params)
         return jax.lax.scan(body, (s0, zero), (xs, ts))[0]
 
+    def chunked(est, K):
+        # updates every K steps: chunk_step (batch_chunk_step over streams), K steps at once
+        @eqx.filter_jit
+        def run(model, xs, ts):
+            c0 = jax.vmap(lambda _: est.init(model))(jnp.arange(batch))
+            zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+            # [T, B, ...] -> [T/K, B, K, ...]
+            split = lambda a: a.reshape(T // K, K, *a.shape[1:]).swapaxes(1, 2)  # noqa: E731
+
+            def body(acc, xt):
+                c, g = acc
+                c, out = est.batch_chunk_step(model, c, *xt, loss)
+                return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
+
+            return jax.lax.scan(body, (c0, zero), (split(xs), split(ts)))
+
+        return run
+
     fns = {
         "inference": infer,
         "online (OnlineLRU)": online(rx.OnlineLRU()),
+        **{f"online, updates every {K} steps (chunk_step)": chunked(rx.OnlineLRU(), K) for K in Ks},
         "generic SnAp-1 (rx.SnAp(1))": online(rx.SnAp(1)),
         "forward+backward at t, no traces": spatial_only,
     }
@@ -333,10 +355,10 @@ def memory_cmd(args):
 
 # --- sCIFAR-size throughput and memory (meant for a GPU) -------------------------------
 
-SCIFAR_METHODS = ("inference", "BPTT", "online", "spatial")
+SCIFAR_METHODS = ("inference", "BPTT", "online", "online-chunked", "spatial")
 
 
-def scifar_child(method, d_model, d_hidden, layers, T, batch, repeats) -> None:
+def scifar_child(method, d_model, d_hidden, layers, T, batch, repeats, K) -> None:
     """One method in a fresh process, so the device's peak memory is that method's own.
 
     Random pixels (3 channels) and a random class label per sequence, the cross-entropy
@@ -383,8 +405,22 @@ def scifar_child(method, d_model, d_hidden, layers, T, batch, repeats) -> None:
 
         return run
 
+    def chunked(params, xs, ts):  # OnlineLRU.batch_chunk_step over chunks of K steps
+        m = eqx.combine(params, static)
+        est = rx.OnlineLRU()
+        c0 = jax.vmap(lambda _: est.init(m))(jnp.arange(batch))
+        split = lambda a: a.reshape(batch, T // K, K, *a.shape[2:]).swapaxes(0, 1)  # noqa: E731
+
+        def body(acc, xt):
+            c, g = acc
+            c, out = est.batch_chunk_step(m, c, *xt, loss)
+            return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
+
+        (_, g), losses = jax.lax.scan(body, (c0, zero), (split(xs), split(ts)))
+        return g, losses.mean()
+
     fn = {"inference": inference, "BPTT": bptt, "online": online(rx.OnlineLRU()),
-          "spatial": online(rx.OnlineLRU(horizon=0))}[method]  # fmt: skip
+          "online-chunked": chunked, "spatial": online(rx.OnlineLRU(horizon=0))}[method]  # fmt: skip
     compiled = jax.jit(fn).lower(params, xs, ts).compile()
     analysis = compiled.memory_analysis()
     temp = getattr(analysis, "temp_size_in_bytes", None) if analysis is not None else None
@@ -399,7 +435,8 @@ def scifar_child(method, d_model, d_hidden, layers, T, batch, repeats) -> None:
     stats = jax.local_devices()[0].memory_stats() or {}
     med = float(np.median(times))
     print(json.dumps(dict(
-        method=method, ms=med * 1e3, ms_all=[t * 1e3 for t in times], first_ms=first * 1e3,
+        method=method if method != "online-chunked" else f"online, updates every {K} steps",
+        ms=med * 1e3, ms_all=[t * 1e3 for t in times], first_ms=first * 1e3,
         tokens_per_s=batch * T / med, peak_bytes=stats.get("peak_bytes_in_use"),
         temp_bytes=temp, peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         device=str(jax.devices()[0].device_kind),
@@ -411,7 +448,7 @@ def scifar_cmd(args):
     rows = []
     for method in args.methods:
         cmd = [sys.executable, __file__, "_scifar", method, *map(str, (
-            args.d_model, args.d_hidden, args.layers, args.T, args.batch, args.repeats))]  # fmt: skip
+            args.d_model, args.d_hidden, args.layers, args.T, args.batch, args.repeats, args.K))]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
@@ -419,10 +456,20 @@ def scifar_cmd(args):
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     config = dict(d_model=args.d_model, d_hidden=args.d_hidden, layers=args.layers, T=args.T,
-                  batch=args.batch, repeats=args.repeats)  # fmt: skip
+                  batch=args.batch, repeats=args.repeats, K=args.K)  # fmt: skip
     runs = load().get("scifar", {})  # one entry per backend, batch size and T
-    runs[f"{jax.default_backend()}, batch {args.batch}, T {args.T}"] = dict(
-        rows=rows, config=config, machine=machine(), command=" ".join(sys.argv))  # fmt: skip
+    key = f"{jax.default_backend()}, batch {args.batch}, T {args.T}"
+    old = runs.get(key, {})
+    same = {k: v for k, v in old.get("config", {}).items() if k not in ("repeats", "K")} == {
+        k: v for k, v in config.items() if k not in ("repeats", "K")}  # fmt: skip
+    if old and same:  # a later run adds its methods to the entry (replacing same-named rows)
+        names = {r["method"] for r in rows}
+        rows = [r for r in old["rows"] if r["method"] not in names] + rows
+        commands = [c for c in old.get("commands", [old.get("command")]) if c]
+    else:
+        commands = []
+    runs[key] = dict(rows=rows, config=config, machine=machine(),
+                     commands=commands + ["python " + " ".join(sys.argv)])  # fmt: skip
     save("scifar", runs)
 
 
@@ -493,13 +540,18 @@ def report_cmd(args):
     cost = data.get("cost")
     if cost:
         lines += [
-            "## Cost per step (4-layer LRUNet, T = 48 chunks, float32)",
+            f"## Cost per step (4-layer LRUNet, {cost.get('T', 48)} steps per timed call, float32)",
             "",
             "µs per step (median of interleaved repeats) and the ratio to an inference-only "
             "step of the same network. `online` is what `rx.OnlineLearner` runs: the "
-            "estimator's `batch_step` over all streams (the stream-mean gradient of one step). "
+            "estimator's `batch_step` over all streams (the stream-mean gradient of one step, "
+            "ready for an update after every step). `updates every K steps` is "
+            "`OnlineLRU.chunk_step`: the same summed gradient as K steps of `online` (tested to "
+            "round-off), for a learner that updates every K steps; it runs the forward step "
+            "by step and the spatial backprop and trace sums batched over the chunk. "
             "`forward+backward at t, no traces` is the gradient of the stream-mean loss of one "
-            "step without any traces: the floor of any online method built on spatial backprop.",
+            "step without any traces: the floor of any per-step online method built on "
+            "spatial backprop.",
             f"Machine: {cost['machine']}. Command: `{cost['command']}`.",
             "",
         ]
@@ -566,6 +618,8 @@ def scifar_lines(runs: dict) -> list[str]:
         "produces the batch's gradient (inference: the outputs only), compilation excluded; "
         "tokens/s = batch × T / time. `online` is `rx.OnlineLRU()` stepping through the "
         "sequence with `batch_step` over the batch, its stream-mean gradients accumulated; "
+        "`online, updates every K steps` is `OnlineLRU.batch_chunk_step` over chunks of K "
+        "steps (the same gradient, tested); "
         "`spatial` is `rx.OnlineLRU(horizon=0)`; `BPTT` is `jax.grad` of the summed loss of "
         "each sequence, vmapped. Each method ran in a fresh process: *peak device memory* is "
         "the device allocator's peak (GPU only), *XLA temp* the compiled function's "
@@ -578,9 +632,10 @@ def scifar_lines(runs: dict) -> list[str]:
         mib = lambda b: "—" if b is None else f"{b / 2**20:,.0f} MiB"  # noqa: E731
         out += [
             f"### {name} (d_model {c['d_model']}, d_hidden {c['d_hidden']}, "
-            f"{c['layers']} layers, {c['repeats']} repeats)",
+            f"{c['layers']} layers)",
             "",
-            f"Machine: {run['machine']}. Command: `{run['command']}`.",
+            f"Machine: {run['machine']}. "
+            + "Commands: " + ", ".join(f"`{c}`" for c in run.get("commands", [run.get("command")])) + ".",
             "",
             "| method | ms per batch | tokens/s | × inference | peak device memory | XLA temp "
             "| peak RSS |",
@@ -601,7 +656,7 @@ def main():
         stream_child(*map(int, sys.argv[2:6]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "_scifar":
-        scifar_child(sys.argv[2], *map(int, sys.argv[3:9]))
+        scifar_child(sys.argv[2], *map(int, sys.argv[3:10]))
         return
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -618,6 +673,9 @@ def main():
     a.add_argument("--resume", action="store_true")
     c = sub.add_parser("cost")
     c.add_argument("--repeats", type=int, default=7)
+    c.add_argument("--T", type=int, default=384, help="steps per timed call")
+    c.add_argument("--K", type=int, nargs="+", default=[48, 384],
+                   help="chunk lengths of chunk_step (each divides T)")
     m = sub.add_parser("memory")
     m.add_argument("--d-model", type=int, default=64)
     m.add_argument("--d-hidden", type=int, default=32)
@@ -630,6 +688,7 @@ def main():
     g.add_argument("--T", type=int, default=1024)
     g.add_argument("--batch", type=int, default=100)
     g.add_argument("--repeats", type=int, default=5)
+    g.add_argument("--K", type=int, default=128, help="chunk length of online-chunked (divides T)")
     sub.add_parser("report")
     args = p.parse_args()
     cmds = {"accuracy": accuracy_cmd, "cost": cost_cmd, "memory": memory_cmd,
