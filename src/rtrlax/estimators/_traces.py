@@ -33,8 +33,24 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import PyTree
 
-from .._types import State
-from .base import AbstractOnlineEstimator, StepOutput, split_params, sum_over_streams
+from .._types import LossFn, Params, State
+from ..cells.base import plain_core_call
+from .base import (
+    AbstractOnlineEstimator,
+    StepOutput,
+    check_sequence,
+    mean_over_streams,
+    split_params,
+    sum_over_streams,
+)
+
+
+class ChunkOutput(NamedTuple):
+    """What :meth:`AbstractTraceEstimator.chunk_step` returns besides the new carry."""
+
+    y: jax.Array  #: the outputs y_t of the chunk's steps, leading axis K
+    loss: jax.Array  #: loss_fn(y_t, target_t) per step, [K]
+    grads: Params  #: the sum over the chunk of the steps' online gradients
 
 
 class TraceCarry(NamedTuple):
@@ -237,3 +253,96 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
             parts = [one(take(traces, s), take(deltas, s)) for s in range(b)]
             return jax.tree_util.tree_map(lambda *gs: sum(gs[1:], gs[0]), *parts)
         return jax.tree_util.tree_map(sum_over_streams, jax.vmap(one)(traces, deltas))
+
+    # --- K steps at once ------------------------------------------------------------------
+
+    def chunk_cores(self, cores, traces, seen, deltas) -> list[tuple[PyTree, PyTree]]:
+        """Per core, ``(traces_K, Σ_t M_tᵀ δ_t)`` over a chunk with fixed parameters, from
+        the traces at the chunk's start, ``seen`` = the core's ``(s_{t-1}, u_t)`` and
+        ``deltas`` = its ``δ_t`` for every step (leading axis K).  Estimators whose trace
+        recursion allows it (linear in the traces: a backward sweep over the chunk plus
+        matrix products over its steps) override this to enable :meth:`chunk_step`."""
+        raise ValueError(
+            f"{type(self).__name__} has no chunked form; call step (or batch_step) per step. "
+            "chunk_step is available for rx.OnlineLRU() and rx.SnAp(1) / rx.ColoR()."
+        )
+
+    def chunk_step(self, model, carry: TraceCarry, xs, targets, loss_fn: LossFn):
+        """K steps with the parameters held fixed: the same carry, outputs and losses as K
+        calls of :meth:`step`, and the *sum* of their gradients — what a learner that
+        applies its optimizer every K steps needs.  ``xs`` (``[K, input]``) and
+        ``targets`` have a leading axis K.  One stream; :meth:`batch_chunk_step` for a
+        batch.  Returns ``(carry, ChunkOutput(y, loss, grads))``.
+
+        Why it is cheaper than K steps: most of a step's work produces terms that are
+        only used summed over the chunk — every dense layer's outer product ``δ_t u_tᵀ``,
+        and the update and read of parameter-sized traces.  Here
+
+        1. the forward pass runs step by step (an inference step, keeping each step's
+           incoming state), so the outputs are those a streaming model gives;
+        2. the spatial backprop of all K steps runs at once, batched over the chunk,
+           each step's incoming state held fixed as in :meth:`step`: every dense-layer
+           gradient is one matrix product over the chunk, and each core's ``δ_t`` comes
+           out for every step;
+        3. :meth:`chunk_cores` re-associates each core's ``Σ_t M_tᵀ δ_t`` and its trace
+           update over the chunk (the estimator's own closed form).
+
+        Memory: the chunk's states, inputs and errors, ``O(K)`` per core, never the
+        stream's length.  The gradient exists only at the chunk's end.
+        """
+        self.check_model(model)
+        check_sequence(model, xs, targets)
+        if xs.shape[0] == 0:
+            raise ValueError("chunk_step needs at least one step: xs has shape [0, ...].")
+        cores = tuple(model.cores())
+        if core_leaf_positions(cores) is None:
+            raise ValueError("chunk_step needs every core to have its own parameter arrays.")
+        sg = jax.lax.stop_gradient
+
+        def forward(state, x):  # the sequential part: an inference step
+            new_state, y = model.forward(state, x, core_call=plain_core_call)
+            return new_state, (state, y)
+
+        state, (states, ys) = jax.lax.scan(forward, carry.state, xs)
+
+        params, static = split_params(model)
+        k = xs.shape[0]
+        probes = tuple(
+            jax.tree_util.tree_map(lambda a: jnp.zeros((k,) + a.shape, a.dtype), core.initial_state())
+            for core in cores
+        )
+
+        def chunk_loss(params, probes):
+            m = eqx.combine(params, static)
+
+            def one(state, x, target, probe):
+                seen = []  # each core's (s_{t-1}, u_t)
+
+                def core_call(core, s, u):
+                    s_t = plain_core_call(sg(core), sg(s), u)
+                    s_t = jax.tree_util.tree_map(jnp.add, s_t, probe[len(seen)])
+                    seen.append((sg(s), sg(u)))
+                    return s_t
+
+                _, y = m.forward(state, x, core_call=core_call)
+                return loss_fn(y, target), tuple(seen)
+
+            losses, seen = jax.vmap(one)(states, xs, targets, probes)
+            return jnp.sum(losses), (losses, seen)
+
+        (_, (losses, seen)), (g_params, deltas) = jax.value_and_grad(
+            chunk_loss, argnums=(0, 1), has_aux=True
+        )(params, probes)
+        frozen = [sg(core) for core in cores]
+        parts = self.chunk_cores(frozen, carry.traces, seen, deltas)
+        grads = add_core_grads(params, g_params, cores, [g for _, g in parts])
+        return TraceCarry(state, tuple(tr for tr, _ in parts)), ChunkOutput(ys, losses, grads)
+
+    def batch_chunk_step(self, model, carry, xs, targets, loss_fn: LossFn):
+        """:meth:`chunk_step` for a batch of streams (leading stream axis on ``carry``,
+        ``xs`` ``[B, K, ...]`` and ``targets``); ``grads`` is the mean over streams of each
+        stream's chunk sum, ``y`` and ``loss`` stay per stream."""
+        carry, out = jax.vmap(self.chunk_step, in_axes=(None, 0, 0, 0, None))(
+            model, carry, xs, targets, loss_fn
+        )
+        return carry, out._replace(grads=jax.tree_util.tree_map(mean_over_streams, out.grads))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from ..cells.columnar import Columnar
 from ._traces import AbstractTraceEstimator
-from .snap import snap1_influence, snap1_init, snap1_step
+from .snap import snap1_chunk, snap1_influence, snap1_init, snap1_step
 
 
 class ColoR(AbstractTraceEstimator):
@@ -55,3 +55,6 @@ class ColoR(AbstractTraceEstimator):
 
     def influence(self, core, traces, tangent):
         return snap1_influence(core, traces, tangent)
+
+    def chunk_cores(self, cores, traces, seen, deltas):
+        return [snap1_chunk(c, tr, s, u, d) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]

@@ -52,11 +52,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._types import LossFn, Params
-from ..cells.base import plain_core_call
 from ..cells.lru import LRUCore, lambda_parts
-from ._traces import AbstractTraceEstimator, TraceCarry, add_core_grads, core_leaf_positions
-from .base import check_sequence, mean_over_streams, split_params
+from ._traces import AbstractTraceEstimator
 
 Complex = tuple  #: (real part, imaginary part) of a complex array
 
@@ -67,14 +64,6 @@ class LRUTraces(NamedTuple):
     lam: Complex  #: e^λ = ∂h/∂λ, each [N]
     gamma: Complex  #: e^γ = ∂h/∂γ, each [N]
     B: Complex  #: e^B = ∂h/∂B (row n of B moves h_n only), each [N, H]
-
-
-class ChunkOutput(NamedTuple):
-    """What :meth:`OnlineLRU.chunk_step` returns besides the new carry."""
-
-    y: Array  #: the outputs y_t of the chunk's steps, leading axis K
-    loss: Float[Array, " K"]  #: loss_fn(y_t, target_t) per step
-    grads: Params  #: the sum over the chunk of the steps' online gradients
 
 
 def _cmul(ar, ai, br, bi):
@@ -161,97 +150,17 @@ class OnlineLRU(AbstractTraceEstimator):
 
     # --- K steps at once ----------------------------------------------------------------
 
-    def chunk_step(
-        self, model, carry: TraceCarry, xs: Array, targets, loss_fn: LossFn
-    ) -> tuple[TraceCarry, ChunkOutput]:
-        """K steps with the parameters held fixed: the same carry, outputs and losses as K
-        calls of :meth:`step`, and the *sum* of their gradients — the update of a learner
-        that applies its optimizer every K steps.  ``xs`` and ``targets`` have a leading
-        axis K.  One stream; :meth:`batch_chunk_step` for a batch.
-
-        Why it is cheaper: the per-step rule spends most of its time on work whose
-        result is only needed summed over the chunk — every dense layer's outer product
-        ``δ_t u_tᵀ`` and the update and read of each layer's ``[N, H]`` trace ``e^B``.
-        Here only the forward pass runs step by step (an inference step, keeping each
-        step's incoming state); then
-
-        1. the spatial backprop of all K steps runs at once, batched over the chunk
-           (states before each step held fixed, as in :meth:`step`): every dense
-           gradient ``Σ_t δ_t u_tᵀ`` is one matrix product, and each core's ``δ_t``
-           comes out for every step;
-        2. the traces are linear in their inputs with the fixed decay λ, so the sum of
-           ``δ̄_t e_t`` over the chunk re-associates exactly:
-           ``Σ_t δ̄_t e_t = Σ_s a_s imm_s + λ a_1 e_0`` with ``a_s = δ̄_s + λ a_{s+1}``
-           (one backward sweep over K vectors of size N) and ``imm_s`` the trace's
-           input at step s (``h_{s-1}``, ``B u_s``, ``γ u_sᵀ``); for ``e^B`` that sum is
-           a ``[N, K] × [K, H]`` matrix product.  The trace at the chunk's end is
-           ``e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s``, another matrix product.
-
-        Same numbers as K steps to round-off (tests/test_online_lru.py); memory
-        ``O(K·(N + H))`` per layer for the chunk, still independent of the stream's
-        length.  Outputs are produced step by step, but the gradient only at the end.
-        """
-        self.check_model(model)
-        check_sequence(model, xs, targets)
-        if xs.shape[0] == 0:
-            raise ValueError("chunk_step needs at least one step: xs has shape [0, ...].")
-        cores = tuple(model.cores())
-        if core_leaf_positions(cores) is None:
-            raise ValueError("chunk_step needs every LRU core to have its own parameter arrays.")
-        sg = jax.lax.stop_gradient
-
-        def forward(state, x):  # the sequential part: an inference step
-            new_state, y = model.forward(state, x, core_call=plain_core_call)
-            return new_state, (state, y)
-
-        state, (states, ys) = jax.lax.scan(forward, carry.state, xs)
-
-        params, static = split_params(model)
-        k = xs.shape[0]
-        probes = tuple(
-            jax.tree_util.tree_map(lambda a: jnp.zeros((k,) + a.shape, a.dtype), core.initial_state())
-            for core in cores
-        )
-
-        def chunk_loss(params, probes):
-            m = eqx.combine(params, static)
-
-            def one(state, x, target, probe):
-                seen = []  # each core's (s_{t-1}, u_t)
-
-                def core_call(core, s, u):
-                    s_t = plain_core_call(sg(core), sg(s), u)
-                    s_t = jax.tree_util.tree_map(jnp.add, s_t, probe[len(seen)])
-                    seen.append((sg(s), sg(u)))
-                    return s_t
-
-                _, y = m.forward(state, x, core_call=core_call)
-                return loss_fn(y, target), tuple(seen)
-
-            losses, seen = jax.vmap(one)(states, xs, targets, probes)
-            return jnp.sum(losses), (losses, seen)
-
-        (_, (losses, seen)), (g_params, deltas) = jax.value_and_grad(
-            chunk_loss, argnums=(0, 1), has_aux=True
-        )(params, probes)
-        frozen = [sg(core) for core in cores]
-        traces, g_cores = [], []
-        swept = self._sweep(frozen, deltas)
-        for core, tr, (s_prev, u), (a, p) in zip(frozen, carry.traces, seen, swept):
-            tr, g = self._chunk_core(core, tr, s_prev, u, a, p)
-            traces.append(tr)
-            g_cores.append(g)
-        grads = add_core_grads(params, g_params, cores, g_cores)
-        return TraceCarry(state, tuple(traces)), ChunkOutput(ys, losses, grads)
-
-    def batch_chunk_step(self, model, carry, xs, targets, loss_fn):
-        """:meth:`chunk_step` for a batch of streams (leading stream axis on ``carry``,
-        ``xs`` ``[B, K, ...]`` and ``targets``); ``grads`` is the mean over streams of each
-        stream's chunk sum, ``y`` and ``loss`` stay per stream."""
-        carry, out = jax.vmap(self.chunk_step, in_axes=(None, 0, 0, 0, None))(
-            model, carry, xs, targets, loss_fn
-        )
-        return carry, out._replace(grads=jax.tree_util.tree_map(mean_over_streams, out.grads))
+    def chunk_cores(self, cores, traces, seen, deltas):
+        """The chunk sums of all LRU cores (see ``AbstractTraceEstimator.chunk_step``):
+        ``Σ_t δ̄_t e_t = Σ_s a_s imm_s + λ a_1 e_0`` with ``a_s = δ̄_s + λ a_{s+1}`` — one
+        backward sweep over K vectors of size N, for all cores in one scan — where
+        ``imm_s`` is a trace's input at step s (``h_{s-1}``, ``B u_s``, ``γ u_sᵀ``); for
+        ``e^B`` that sum is a ``[N, K] × [K, H]`` matrix product.  The trace at the
+        chunk's end is ``e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s``, another matrix product."""
+        out = []
+        for core, tr, (s_prev, u), (a, p) in zip(cores, traces, seen, self._sweep(cores, deltas)):
+            out.append(self._chunk_core(core, tr, s_prev, u, a, p))
+        return out
 
     def _sweep(self, cores, deltas) -> list[tuple[Complex, Complex | None]]:
         """Per core ``(a, p)``: ``a_s = δ̄_s + λ a_{s+1}`` (``a_K = δ̄_K``) and the powers

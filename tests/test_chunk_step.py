@@ -1,0 +1,91 @@
+"""chunk_step (K steps at once, fixed parameters) equals K calls of step: SnAp-1 and ColoR
+on every gated cell, dense and masked, single cells and stacks.  (OnlineLRU's chunk
+tests live in test_online_lru.py.)"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import pytest
+
+import rtrlax as rx
+
+LOSS = lambda y, t: jnp.sum((y - t) ** 2)  # noqa: E731
+key = jax.random.key
+
+
+def k_steps(est, model, carry, xs, ts):
+    def body(acc, xt):
+        c, g = acc
+        c, out = est.step(model, c, *xt, LOSS)
+        return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), (out.y, out.loss)
+
+    zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+    (carry, grads), (ys, losses) = jax.lax.scan(body, (carry, zero), (xs, ts))
+    return carry, grads, ys, losses
+
+
+def assert_close(a, b, tol):
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        err = float(jnp.max(jnp.abs(x - y)) / (jnp.max(jnp.abs(y)) + 1e-300))
+        assert err <= tol, err
+
+
+MODELS = {
+    "gru": lambda: rx.Readout(rx.GRU(3, 5, key=key(0)), 2, key=key(1)),
+    "gru-masked": lambda: rx.Readout(rx.GRU(3, 6, key=key(2), density=0.5), 2, key=key(3)),
+    "lstm": lambda: rx.Readout(rx.LSTM(3, 4, key=key(4)), 2, key=key(5)),
+    "rnn": lambda: rx.Readout(rx.VanillaRNN(3, 5, key=key(6)), 2, key=key(7)),
+    "egru": lambda: rx.Readout(rx.EGRU(3, 5, key=key(12)), 2, key=key(13)),
+    "lrunet-2": lambda: rx.LRUNet(3, 2, d_model=4, d_hidden=3, n_layers=2, key=key(14)),
+    "columnar": lambda: rx.columnar_network(3, 4, output_size=2, key=key(8)),
+    "columnar-rho": lambda: rx.columnar_network(3, 4, output_size=2, density=0.5, key=key(9)),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_snap1_chunk_step_equals_k_steps(name):
+    """Carry (state and traces), outputs, losses and summed gradient, over two chunks
+    (the second starts from the first's nonzero traces), float64."""
+    model = MODELS[name]()
+    ests = [rx.SnAp(1)] + ([rx.ColoR()] if name.startswith("columnar") else [])
+    xs = jax.random.normal(key(10), (2, 6, 3))
+    ts = jax.random.normal(key(11), (2, 6, 2))
+    for est in ests:
+        chunk = eqx.filter_jit(lambda c, x, t, est=est: est.chunk_step(model, c, x, t, LOSS))
+        steps = eqx.filter_jit(lambda c, x, t, est=est: k_steps(est, model, c, x, t))
+        c_chunk = c_steps = est.init(model)
+        for i in range(2):
+            c_chunk, out = chunk(c_chunk, xs[i], ts[i])
+            c_steps, grads, ys, losses = steps(c_steps, xs[i], ts[i])
+            assert_close(out.grads, grads, 1e-10)
+            assert_close(c_chunk, c_steps, 1e-10)
+            assert_close((out.y, out.loss), (ys, losses), 1e-12)
+
+
+def test_batch_chunk_step_is_the_stream_mean():
+    model = MODELS["lstm"]()
+    est = rx.SnAp(1)
+    xs = jax.random.normal(key(0), (3, 5, 3))
+    ts = jax.random.normal(key(1), (3, 5, 2))
+    carry = jax.vmap(lambda _: est.init(model))(jnp.arange(3))
+    c_batch, out = est.batch_chunk_step(model, carry, xs, ts, LOSS)
+    for b in range(3):
+        c_b, out_b = est.chunk_step(model, jax.tree_util.tree_map(lambda a: a[b], carry), xs[b], ts[b], LOSS)
+        assert_close(jax.tree_util.tree_map(lambda a: a[b], c_batch), c_b, 1e-12)
+        assert_close(out.loss[b], out_b.loss, 1e-12)
+    mean = jax.tree_util.tree_map(
+        lambda *g: sum(g) / 3,
+        *[est.chunk_step(model, jax.tree_util.tree_map(lambda a: a[b], carry), xs[b], ts[b], LOSS)[1].grads
+          for b in range(3)],
+    )  # fmt: skip
+    assert_close(out.grads, mean, 1e-12)
+
+
+def test_estimators_without_a_chunked_form_say_so():
+    model = MODELS["gru"]()
+    xs, ts = jnp.zeros((4, 3)), jnp.zeros((4, 2))
+    est = rx.SnAp(2).bind(model)
+    with pytest.raises(ValueError, match="no chunked form"):
+        est.chunk_step(model, est.init(model), xs, ts, LOSS)
