@@ -257,11 +257,13 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
     # --- K steps at once ------------------------------------------------------------------
 
     def chunk_cores(self, cores, traces, seen, deltas) -> list[tuple[PyTree, PyTree]]:
-        """Per core, ``(traces_K, Σ_t M_tᵀ δ_t)`` over a chunk with fixed parameters, from
-        the traces at the chunk's start, ``seen`` = the core's ``(s_{t-1}, u_t)`` and
-        ``deltas`` = its ``δ_t`` for every step (leading axis K).  Estimators whose trace
-        recursion allows it (linear in the traces: a backward sweep over the chunk plus
-        matrix products over its steps) override this to enable :meth:`chunk_step`."""
+        """Per core, ``(traces_K, Σ_b Σ_t M_{b,t}ᵀ δ_{b,t})`` over a chunk with fixed
+        parameters.  Every argument but ``cores`` has a leading stream axis B: the traces
+        at the chunk's start; ``seen`` = the core's ``(s_{t-1}, u_t)`` and ``deltas`` its
+        ``δ_t`` (already divided by B) for every stream and step (axes ``[B, K, …]``).
+        Estimators whose trace recursion allows it (linear in the traces: a backward sweep
+        over the chunk plus matrix products over its steps) override this to enable
+        :meth:`chunk_step`."""
         raise ValueError(
             f"{type(self).__name__} has no chunked form; call step (or batch_step) per step. "
             "chunk_step is available for rx.OnlineLRU() and rx.SnAp(1) / rx.ColoR()."
@@ -292,23 +294,50 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         """
         self.check_model(model)
         check_sequence(model, xs, targets)
-        if xs.shape[0] == 0:
-            raise ValueError("chunk_step needs at least one step: xs has shape [0, ...].")
+        add = lambda tree: jax.tree_util.tree_map(lambda a: a[None], tree)  # noqa: E731
+        carry, out = self._chunk(model, add(carry), add(xs), add(targets), loss_fn)
+        drop = lambda tree: jax.tree_util.tree_map(lambda a: a[0], tree)  # noqa: E731
+        return drop(carry), out._replace(y=drop(out.y), loss=out.loss[0])
+
+    def batch_chunk_step(self, model, carry, xs, targets, loss_fn: LossFn):
+        """:meth:`chunk_step` for a batch of streams: ``carry`` with a leading stream axis,
+        ``xs`` ``[B, K, input]``, ``targets`` ``[B, K, …]``.  ``grads`` is the mean over
+        streams of each stream's chunk sum (dense-layer gradients as one matrix product
+        over all B·K steps); ``y`` and ``loss`` stay per stream."""
+        self.check_model(model)
+        if jnp.ndim(xs) != 3:
+            raise ValueError(f"xs must have shape [B, K, input] (streams, steps), got {jnp.shape(xs)}.")
+        for leaf in jax.tree_util.tree_leaves(targets):
+            if jnp.shape(leaf)[:1] != xs.shape[:1]:
+                raise ValueError(
+                    f"every leaf of targets needs leading axis B = {xs.shape[0]} (streams), "
+                    f"got a leaf of shape {jnp.shape(leaf)}."
+                )
+        check_sequence(model, xs[0], jax.tree_util.tree_map(lambda a: a[0], targets))
+        return self._chunk(model, carry, xs, targets, loss_fn)
+
+    def _chunk(self, model, carry: TraceCarry, xs, targets, loss_fn):
+        if xs.shape[1] == 0:
+            raise ValueError("chunk_step needs at least one step: xs has K = 0 steps.")
         cores = tuple(model.cores())
         if core_leaf_positions(cores) is None:
             raise ValueError("chunk_step needs every core to have its own parameter arrays.")
         sg = jax.lax.stop_gradient
+        b, k = xs.shape[:2]
 
-        def forward(state, x):  # the sequential part: an inference step
-            new_state, y = model.forward(state, x, core_call=plain_core_call)
+        def forward(state, x):  # the sequential part: an inference step of every stream
+            new_state, y = jax.vmap(lambda s, x: model.forward(s, x, core_call=plain_core_call))(
+                state, x
+            )
             return new_state, (state, y)
 
-        state, (states, ys) = jax.lax.scan(forward, carry.state, xs)
+        time_major = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731
+        state, (states, ys) = jax.lax.scan(forward, carry.state, time_major(xs))
+        states, ys = jax.tree_util.tree_map(time_major, (states, ys))  # [B, K, ...]
 
         params, static = split_params(model)
-        k = xs.shape[0]
         probes = tuple(
-            jax.tree_util.tree_map(lambda a: jnp.zeros((k,) + a.shape, a.dtype), core.initial_state())
+            jax.tree_util.tree_map(lambda a: jnp.zeros((b, k) + a.shape, a.dtype), core.initial_state())
             for core in cores
         )
 
@@ -327,8 +356,8 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
                 _, y = m.forward(state, x, core_call=core_call)
                 return loss_fn(y, target), tuple(seen)
 
-            losses, seen = jax.vmap(one)(states, xs, targets, probes)
-            return jnp.sum(losses), (losses, seen)
+            losses, seen = jax.vmap(jax.vmap(one))(states, xs, targets, probes)
+            return jnp.sum(losses) / b, (losses, seen)
 
         (_, (losses, seen)), (g_params, deltas) = jax.value_and_grad(
             chunk_loss, argnums=(0, 1), has_aux=True
@@ -338,11 +367,30 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         grads = add_core_grads(params, g_params, cores, [g for _, g in parts])
         return TraceCarry(state, tuple(tr for tr, _ in parts)), ChunkOutput(ys, losses, grads)
 
-    def batch_chunk_step(self, model, carry, xs, targets, loss_fn: LossFn):
-        """:meth:`chunk_step` for a batch of streams (leading stream axis on ``carry``,
-        ``xs`` ``[B, K, ...]`` and ``targets``); ``grads`` is the mean over streams of each
-        stream's chunk sum, ``y`` and ``loss`` stay per stream."""
-        carry, out = jax.vmap(self.chunk_step, in_axes=(None, 0, 0, 0, None))(
-            model, carry, xs, targets, loss_fn
-        )
-        return carry, out._replace(grads=jax.tree_util.tree_map(mean_over_streams, out.grads))
+
+def sum_streams(fn, *arrays):
+    """``Σ_b fn(arrays[0][b], arrays[1][b], …)`` over the leading stream axis: explicit
+    terms up to :data:`UNROLL_STREAMS` streams (one fused loop), else a vmap and a
+    tensordot (see ``AbstractTraceEstimator.batch_step``)."""
+    b = jax.tree_util.tree_leaves(arrays)[0].shape[0]
+    if b <= UNROLL_STREAMS:
+        take = lambda s: [jax.tree_util.tree_map(lambda a: a[s], x) for x in arrays]  # noqa: E731
+        parts = [fn(*take(s)) for s in range(b)]
+        return jax.tree_util.tree_map(lambda *ps: sum(ps[1:], ps[0]), *parts)
+    return jax.tree_util.tree_map(sum_over_streams, jax.vmap(fn)(*arrays))
+
+
+def outer_sum(coef, v):
+    """``Σ_{b,s} coef[b, s, …, i] v[b, s, j]`` → ``[…, i, j]``: one matrix product over all
+    streams and steps."""
+    lead = coef.shape[2:]
+    rows = coef.shape[0] * coef.shape[1]
+    return (coef.reshape(rows, -1).T @ v.reshape(rows, -1)).reshape(*lead, v.shape[-1])
+
+
+def outer_per_stream(coef, v):
+    """``Σ_s coef[b, s, …, i] v[b, s, j]`` → ``[b, …, i, j]``: a matrix product per stream."""
+    b, k = coef.shape[:2]
+    lead = coef.shape[2:]
+    out = jnp.einsum("bsr,bsj->brj", coef.reshape(b, k, -1), v)
+    return out.reshape(b, *lead, v.shape[-1])

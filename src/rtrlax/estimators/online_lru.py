@@ -53,7 +53,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..cells.lru import LRUCore, lambda_parts
-from ._traces import AbstractTraceEstimator
+from ._traces import AbstractTraceEstimator, outer_per_stream, outer_sum, sum_streams
 
 Complex = tuple  #: (real part, imaginary part) of a complex array
 
@@ -163,58 +163,69 @@ class OnlineLRU(AbstractTraceEstimator):
         return out
 
     def _sweep(self, cores, deltas) -> list[tuple[Complex, Complex | None]]:
-        """Per core ``(a, p)``: ``a_s = δ̄_s + λ a_{s+1}`` (``a_K = δ̄_K``) and the powers
-        ``p_s = λ^{K-s}``, by one backward scan over the chunk for all cores together
-        (the scan's per-iteration overhead, not its arithmetic, is what costs here; the
-        powers by recursion, as the per-step traces multiply, not by cos/sin).  When
-        the traces restart every step: ``a_s = δ̄_s`` and no powers."""
+        """Per core ``(a, p)``: ``a_s = δ̄_s + λ a_{s+1}`` (``a_K = δ̄_K``; ``[B, K, N]``
+        each) and the powers ``p_s = λ^{K-s}`` (``[K, N]``), by one backward scan over the
+        chunk for all cores and streams together (the scan's per-iteration overhead, not
+        its arithmetic, is what costs here; the powers by recursion, as the per-step
+        traces multiply, not by cos/sin, which XLA would recompute in every consumer).
+        When the traces restart every step: ``a_s = δ̄_s`` and no powers."""
         conj = [(d[0], -d[1]) for d in deltas]
         if self.horizon is not None:
             return [(c, None) for c in conj]
         lam = [lambda_parts(c.nu_log, c.theta_log) for c in cores]
-        lam_re = jnp.concatenate([lr for lr, _ in lam] * 2)
-        lam_im = jnp.concatenate([li for _, li in lam] * 2)
-        k = conj[0][0].shape[0]
-        last = jnp.zeros((k, sum(c.hidden_size for c in cores)), lam_re.dtype).at[-1].set(1)
-        d = jnp.stack([
-            jnp.concatenate([c[0] for c in conj] + [last], axis=1),
-            jnp.concatenate([c[1] for c in conj] + [jnp.zeros_like(last)], axis=1),
-        ], axis=1)  # fmt: skip  # [K, 2 (re, im), 2ΣN (a, p)]
+        lam_re = jnp.concatenate([lr for lr, _ in lam])
+        lam_im = jnp.concatenate([li for _, li in lam])
+        k = conj[0][0].shape[1]
+        time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+        d = jnp.stack([jnp.concatenate([c[0] for c in conj], axis=-1),
+                       jnp.concatenate([c[1] for c in conj], axis=-1)], axis=2)  # fmt: skip
+        last = jnp.zeros(k, lam_re.dtype).at[-1].set(1)
 
-        def step(a, d_s):
-            a = jnp.stack([lam_re * a[0] - lam_im * a[1], lam_re * a[1] + lam_im * a[0]]) + d_s
-            return a, a
+        def times_lam(x):  # x[..., 0, :] + i x[..., 1, :] times λ
+            re, im = _cmul(lam_re, lam_im, x[..., 0, :], x[..., 1, :])
+            return jnp.stack([re, im], axis=-2)
 
-        _, a = jax.lax.scan(step, jnp.zeros_like(d[0]), d, reverse=True)
-        out, start, m = [], 0, last.shape[1]
+        def step(carry, inp):
+            a, p = carry  # [B, 2, ΣN], [2, ΣN]
+            d_s, last_s = inp
+            a = times_lam(a) + d_s
+            p = times_lam(p) + jnp.stack([last_s * jnp.ones_like(lam_re), jnp.zeros_like(lam_re)])
+            return (a, p), (a, p)
+
+        init = (jnp.zeros_like(d[:, 0]), jnp.zeros((2, lam_re.shape[0]), lam_re.dtype))
+        _, (a, p) = jax.lax.scan(step, init, (time_major(d), last), reverse=True)
+        a = time_major(a)  # [B, K, 2, ΣN]; p: [K, 2, ΣN]
+        out, start = [], 0
         for c in cores:
             sl = slice(start, start + c.hidden_size)
-            sp = slice(m + start, m + start + c.hidden_size)
-            out.append(((a[:, 0, sl], a[:, 1, sl]), (a[:, 0, sp], a[:, 1, sp])))
+            out.append(((a[..., 0, sl], a[..., 1, sl]), (p[:, 0, sl], p[:, 1, sl])))
             start += c.hidden_size
         return out
 
     def _chunk_core(self, core: LRUCore, traces: LRUTraces, s_prev, u, a, p):
-        """One core's chunk: its summed gradient and its traces at the chunk's end, from
-        its states before each step ``s_prev`` ``([K, N], [K, N])``, its inputs ``u``
-        ``[K, H]``, its swept errors ``a`` and the powers ``p`` (:meth:`_sweep`)."""
+        """One core's chunk, for B streams: the gradient summed over streams and steps and
+        each stream's traces at the chunk's end, from its states before each step
+        ``s_prev`` ``([B, K, N], [B, K, N])``, its inputs ``u`` ``[B, K, H]``, its swept
+        errors ``a`` and the powers ``p`` (:meth:`_sweep`)."""
         lam = lambda_parts(core.nu_log, core.theta_log)
         gamma = jnp.exp(core.gamma_log)
-        bu = (u @ core.weight_ih[0].T, u @ core.weight_ih[1].T)  # B u_s, [K, N]
+        bu = (u @ core.weight_ih[0].T, u @ core.weight_ih[1].T)  # B u_s, [B, K, N]
 
-        def pair(x, y):  # Σ_s x_s y_s (complex, element-wise over N)
+        def pair(x, y, axes):  # Σ x y over ``axes`` (complex, element-wise over N)
             re, im = _cmul(*x, *y)
-            return re.sum(0), im.sum(0)
+            return re.sum(axes), im.sum(axes)
 
-        q_lam = pair(a, s_prev)
-        q_gamma = pair(a, bu)
-        q_b = ((a[0] * gamma).T @ u, (a[1] * gamma).T @ u)  # Σ_s a_s γ u_sᵀ, [N, H]
-        if self.horizon is None:  # + λ a_1 e_0
-            la = _cmul(*lam, a[0][0], a[1][0])
-            add = lambda q, e, la=la: tuple(q_ + c for q_, c in zip(q, _cmul(*la, *e)))  # noqa: E731
-            q_lam = add(q_lam, traces.lam)
-            q_gamma = add(q_gamma, traces.gamma)
-            q_b = add(q_b, traces.B, (la[0][:, None], la[1][:, None]))
+        q_lam = pair(a, s_prev, (0, 1))
+        q_gamma = pair(a, bu, (0, 1))
+        q_b = (outer_sum(a[0] * gamma, u), outer_sum(a[1] * gamma, u))  # Σ a γ uᵀ, [N, H]
+        if self.horizon is None:  # + Σ_b λ a_1 e_0
+            la = _cmul(*lam, a[0][:, 0], a[1][:, 0])  # [B, N]
+            q_lam = tuple(q + c.sum(0) for q, c in zip(q_lam, _cmul(*la, *traces.lam)))
+            q_gamma = tuple(q + c.sum(0) for q, c in zip(q_gamma, _cmul(*la, *traces.gamma)))
+            e0_b = sum_streams(
+                lambda lr, li, er, ei: _cmul(lr[:, None], li[:, None], er, ei), *la, *traces.B
+            )
+            q_b = (q_b[0] + e0_b[0], q_b[1] + e0_b[1])
         lq = _cmul(*lam, *q_lam)
         if self.horizon == 0:  # spatial: no gradient reaches λ
             g_nu = g_theta = jnp.zeros_like(gamma)
@@ -227,17 +238,18 @@ class OnlineLRU(AbstractTraceEstimator):
             (g_nu, g_theta, gamma * q_gamma[0], jnp.stack([q_b[0], -q_b[1]])),
         )
 
-        if self.horizon is None:  # e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s
+        if self.horizon is None:  # e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s, per stream
             lam_k = _cmul(*lam, p[0][0], p[1][0])  # λ^K = λ p_1
-            decayed = lambda e, lk=lam_k: _cmul(*lk, *e)  # noqa: E731
-            e_lam = tuple(x + y for x, y in zip(decayed(traces.lam), pair(p, s_prev)))
-            e_gamma = tuple(x + y for x, y in zip(decayed(traces.gamma), pair(p, bu)))
+            decayed = lambda e: _cmul(*lam_k, *e)  # noqa: E731
+            e_lam = tuple(x + y for x, y in zip(decayed(traces.lam), pair(p, s_prev, 1)))
+            e_gamma = tuple(x + y for x, y in zip(decayed(traces.gamma), pair(p, bu, 1)))
             e_b0 = _cmul(lam_k[0][:, None], lam_k[1][:, None], *traces.B)
-            e_b = (e_b0[0] + (p[0] * gamma).T @ u, e_b0[1] + (p[1] * gamma).T @ u)
+            pg = jnp.broadcast_to(p[0] * gamma, u.shape[:2] + gamma.shape)
+            pg_im = jnp.broadcast_to(p[1] * gamma, pg.shape)
+            e_b = (e_b0[0] + outer_per_stream(pg, u), e_b0[1] + outer_per_stream(pg_im, u))
         else:  # the last step's immediate terms
-            last = lambda x: (x[0][-1], x[1][-1])  # noqa: E731
-            zero = jnp.zeros_like(gamma)
-            e_lam = last(s_prev) if self.horizon == 1 else (zero, zero)
+            last = lambda x: (x[0][:, -1], x[1][:, -1])  # noqa: E731
+            e_lam = last(s_prev) if self.horizon == 1 else tuple(map(jnp.zeros_like, traces.lam))
             e_gamma = last(bu)
-            e_b = (gamma[:, None] * u[-1], jnp.zeros_like(traces.B[1]))
+            e_b = (gamma[:, None] * u[:, -1, None, :], jnp.zeros_like(traces.B[1]))
         return LRUTraces(e_lam, e_gamma, e_b), grads

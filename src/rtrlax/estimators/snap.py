@@ -56,7 +56,7 @@ from ._gated import (
     unit_params,
 )
 from ._pattern import GatedPattern, PatternSizes, gated_pattern, is_concrete, pattern_sizes
-from ._traces import AbstractTraceEstimator
+from ._traces import AbstractTraceEstimator, outer_per_stream, outer_sum, sum_streams
 
 
 class GatedTraces(NamedTuple):
@@ -165,7 +165,10 @@ def _mat_mat(p, d):
 
 
 def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta):
-    """SnAp-1 over a chunk of K steps with fixed parameters (``chunk_step``).
+    """SnAp-1 over a chunk of K steps with fixed parameters (``chunk_step``), for B
+    streams at once (every argument but ``core`` has a leading stream axis; ``s_prev``,
+    ``u`` and ``delta`` then a step axis).  Returns the traces at the chunk's end and
+    the gradient summed over streams and steps.
 
     With ``D_s`` the per-unit diagonal blocks of the recurrent Jacobian and ``I_s`` the
     immediate influence, the traces obey ``T_s = D_s T_{s-1} + I_s``.  So, with the
@@ -175,63 +178,71 @@ def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta):
     * the chunk's gradient is ``Σ_s A_s · I_s + (D_1ᵀ A_1) · T_0``;
     * the traces at its end are ``P_0 T_0 + Σ_s P_s I_s``.
 
-    ``I_s`` of a weight is rank one per gate (``∂s_i/∂a_{g,i} · u_j``), so both sums over
-    the chunk are ``[G·k, K] × [K, in]`` matrix products; ``T_0`` is read twice and
-    written once per chunk instead of read three times per step.
+    ``I_s`` of a weight is rank one per gate (``∂s_i/∂a_{g,i} · u_j``), so the gradient's
+    sum is one ``[G·k, B·K] × [B·K, in]`` matrix product over all streams and steps and
+    the trace update one ``[G·k, K] × [K, in]`` product per stream; ``T_0`` is read twice
+    and written once per chunk instead of read three times and written once per step.
     """
-    local = jax.vmap(lambda s, x: local_derivatives(core, s, x))(s_prev, u)
-    d = jax.vmap(lambda loc: recurrent_diagonal(core, loc))(local)  # [K, m, m, k]
-    delta = jnp.stack(delta, axis=1)  # [K, m, k]
-    m, k = d.shape[1], d.shape[-1]
-    eye = jnp.broadcast_to(jnp.eye(m, dtype=d.dtype)[:, :, None], (m, m, k))
+    local = jax.vmap(jax.vmap(lambda s, x: local_derivatives(core, s, x)))(s_prev, u)
+    d = jax.vmap(jax.vmap(lambda loc: recurrent_diagonal(core, loc)))(local)  # [B, K, m, m, k]
+    # Materialised, or XLA recomputes the whole per-unit derivative chain (tanh, sigmoid)
+    # inside every consumer, several of which are [B, K, G, k]-sized (see snap1_step).
+    a_x, a_h, d, j_unit = materialize((local.a_x, local.a_h, d, local.j_unit))
+    local = local._replace(a_x=a_x, a_h=a_h, j_unit=j_unit)
+    delta = jnp.stack(delta, axis=2)  # [B, K, m, k]
+    m, k = d.shape[2], d.shape[-1]
+    eye = jnp.broadcast_to(jnp.eye(m, dtype=d.dtype)[:, :, None], (d.shape[0], m, m, k))
 
     def back(carry, inp):
-        a_next, d_next, p = carry  # A_{s+1}, D_{s+1}, P_s
+        a_next, d_next, p = carry  # A_{s+1}, D_{s+1}, P_s (each with the stream axis)
         delta_s, d_s = inp
-        a = delta_s + _mat_t_vec(d_next, a_next)
-        return (a, d_s, _mat_mat(p, d_s)), (a, p)
+        a = delta_s + jax.vmap(_mat_t_vec)(d_next, a_next)
+        return (a, d_s, jax.vmap(_mat_mat)(p, d_s)), (a, p)
 
-    init = (jnp.zeros_like(delta[0]), jnp.zeros_like(d[0]), eye)
-    (a1, d1, p0), (a, p) = jax.lax.scan(back, init, (delta, d), reverse=True)
-    b0 = _mat_t_vec(d1, a1)  # D_1ᵀ A_1: how T_0 reaches the chunk's losses
+    time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
+    init = (jnp.zeros_like(delta[:, 0]), jnp.zeros_like(d[:, 0]), eye)
+    (a1, d1, p0), (a, p) = jax.lax.scan(back, init, (time_major(delta), time_major(d)), reverse=True)
+    a, p = time_major(a), time_major(p)  # [B, K, m, k], [B, K, m, m, k]
+    b0 = jax.vmap(_mat_t_vec)(d1, a1)  # D_1ᵀ A_1 per stream: how T_0 reaches the losses
 
-    def coeff(j):  # [K, m(c'), G, k] -> (Σ_c A_s[c] j[c], Σ_c' P_s[c, c'] j[c'])
-        q = sum(a[:, c, None, :] * j[:, c] for c in range(m))
-        r = jnp.stack([sum(p[:, c, cp, None, :] * j[:, cp] for cp in range(m)) for c in range(m)], 1)
+    def coeff(j):  # j [B, K, m(c'), G, k] -> (Σ_c A[c] j[c], Σ_c' P[c, c'] j[c'])
+        q = sum(a[:, :, c, None, :] * j[:, :, c] for c in range(m))
+        r = jnp.stack(
+            [sum(p[:, :, c, cp, None, :] * j[:, :, cp] for cp in range(m)) for c in range(m)], 2
+        )
         return q, r
 
-    def outer_sum(coef, v):  # Σ_s coef[s, ..., i] v[s, j] -> [..., i, j]: one matrix product
-        lead = coef.shape[1:]
-        return (coef.reshape(coef.shape[0], -1).T @ v).reshape(*lead, v.shape[-1])
-
-    def with_t0(t0, unit_axis):  # (Σ_c b0[c] T_0[c], Σ_c' P_0[c, c'] T_0[c'])
-        shape = [1] * (t0.ndim - 1)
+    def along(v, t, unit_axis):  # a [k] vector broadcast along the unit axis of t
+        shape = [1] * t.ndim
         shape[unit_axis] = k
-        g = sum(b0[c].reshape(shape) * t0[c] for c in range(m))
-        return g, mix_components(p0, t0, unit_axis)
+        return v.reshape(shape)
+
+    def with_t0(t0, unit_axis):  # (Σ_b Σ_c b0[b, c] T_0[b, c], P_0 T_0 per stream)
+        g = sum_streams(lambda bb, t: sum(along(bb[c], t[c], unit_axis) * t[c] for c in range(m)),
+                        b0, t0)  # fmt: skip
+        return g, jax.vmap(lambda pp, t: mix_components(pp, t, unit_axis))(p0, t0)
 
     q_x, r_x = coeff(local.a_x)
     q_h, r_h = coeff(local.a_h)
     g_ih, t_ih = with_t0(traces.weight_ih, 1)
-    g_ih = g_ih + outer_sum(q_x, local.u)
-    t_ih = t_ih + outer_sum(r_x, local.u)
-    lin = {"weight_ih": (g_ih, t_ih, core.mask_ih)}
+    lin = {"weight_ih": (g_ih + outer_sum(q_x, local.u), t_ih + outer_per_stream(r_x, local.u),
+                         core.mask_ih)}  # fmt: skip
     if traces.weight_hh is not None:
         g_hh, t_hh = with_t0(traces.weight_hh, 1)
-        lin["weight_hh"] = (g_hh + outer_sum(q_h, local.h), t_hh + outer_sum(r_h, local.h),
+        lin["weight_hh"] = (g_hh + outer_sum(q_h, local.h), t_hh + outer_per_stream(r_h, local.h),
                             core.mask_hh)  # fmt: skip
     for name, q, r in (("bias_ih", q_x, r_x), ("bias_hh", q_h, r_h)):
         t0 = getattr(traces, name)
         if t0 is not None:
             g, t = with_t0(t0, 1)
-            lin[name] = (g + q.sum(0), t + r.sum(0), None)
+            lin[name] = (g + q.sum((0, 1)), t + r.sum(1), None)
 
-    def unit_leaf(t0, j):  # j: [K, m, ..., k]
-        g, t = with_t0(t0, t0.ndim - 2)
-        bcast = lambda v: v.reshape(v.shape[0], *([1] * (j.ndim - 3)), k)  # noqa: E731
-        g = g + sum(bcast(a[:, c]) * j[:, c] for c in range(m)).sum(0)
-        t = t + jnp.stack([sum(bcast(p[:, c, cp]) * j[:, cp] for cp in range(m)).sum(0)
-                           for c in range(m)])  # fmt: skip
+    def unit_leaf(t0, j):  # t0 [B, m, ..., k], j [B, K, m, ..., k]
+        g, t = with_t0(t0, t0.ndim - 3)
+        bcast = lambda v: v.reshape(*v.shape[:2], *([1] * (j.ndim - 4)), k)  # noqa: E731
+        g = g + sum(bcast(a[:, :, c]) * j[:, :, c] for c in range(m)).sum((0, 1))
+        t = t + jnp.stack([sum(bcast(p[:, :, c, cp]) * j[:, :, cp] for cp in range(m)).sum(1)
+                           for c in range(m)], 1)  # fmt: skip
         return g, t
 
     unit_pairs = jax.tree_util.tree_map(unit_leaf, traces.unit, local.j_unit)
