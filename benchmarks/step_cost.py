@@ -150,6 +150,32 @@ def online_cost(model, estimator, batch, steps, repeats, key):
     return wall / steps, cpu / steps, _bytes(carry), _temp_bytes(run, (params, carry, xs, ts))
 
 
+def chunk_cost(model, estimator, batch, steps, chunk, repeats, key):
+    """Per-step cost of ``batch_chunk_step`` (updates every ``chunk`` steps) over ``steps``
+    steps (a multiple of ``chunk``); each chunk's summed gradient goes into the carry."""
+    kx, kt = jax.random.split(key)
+    xs = jax.random.normal(kx, (steps // chunk, batch, chunk, INPUT_SIZE), jnp.float32)
+    ts = jax.random.normal(kt, (steps // chunk, batch, chunk, OUTPUT_SIZE), jnp.float32)
+    carry = jax.vmap(lambda k: estimator.init(model, key=k))(jax.random.split(key, batch))
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    @jax.jit
+    def run(params, carry, xs, ts):
+        model = eqx.combine(params, static)
+
+        def body(c, xt):
+            carry, _ = c
+            carry, out = estimator.batch_chunk_step(model, carry, xt[0], xt[1], loss_fn)
+            return (carry, out.grads), out.loss
+
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        (carry, grads), losses = jax.lax.scan(body, (carry, zeros), (xs, ts))
+        return carry, losses, grads
+
+    wall, cpu = _time(run, (params, carry, xs, ts), repeats)
+    return wall / steps, cpu / steps, _bytes(carry), _temp_bytes(run, (params, carry, xs, ts))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hidden", type=int, nargs="+", default=[16, 32, 64, 128, 256])
@@ -158,7 +184,11 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--only", nargs="*", default=None, help="entry names to run (case-insensitive)")
     p.add_argument("--out", type=Path, default=Path("docs/results/step_cost.md"))
+    p.add_argument("--chunk", type=int, default=None, metavar="K",
+                   help="also time chunk_step (updates every K steps) where an estimator has it")
     args = p.parse_args(argv)
+    if args.chunk is not None and args.chunk < 1:
+        p.error("--chunk must be a positive integer")
 
     entries = ENTRIES
     if args.only:
@@ -184,6 +214,13 @@ def main(argv=None):
                 w0, c0 = inference[base_key]
                 rows.append((e.model_name, e.name, hidden, batch, w, c, w / w0, c / c0, carry_b, temp_b))
                 print(_fmt(rows[-1]), flush=True)
+                est = e.estimator()
+                if args.chunk and getattr(est, "chunked", False):
+                    n = max(1, steps // args.chunk) * args.chunk
+                    w, c, carry_b, temp_b = chunk_cost(model, est, batch, n, args.chunk, args.repeats, key)
+                    name = f"{e.name}, updates every {args.chunk} (chunk_step)"
+                    rows.append((e.model_name, name, hidden, batch, w, c, w / w0, c / c0, carry_b, temp_b))
+                    print(_fmt(rows[-1]), flush=True)
     write_table(args.out, rows, " ".join(sys.argv[1:]) if argv is None else " ".join(argv))
 
 
@@ -208,7 +245,10 @@ def write_table(path: Path, rows, argstr: str) -> None:
         "divided by the number of steps (compilation excluded): wall-clock, and the CPU time of the "
         "process (all threads), which is the steadier figure when the machine is shared. Ratio = time / "
         "inference-only step of the same model and batch measured in the same run. Carry = state + "
-        "traces of all streams; temp = XLA's temporary buffers of the compiled scan.",
+        "traces of all streams; temp = XLA's temporary buffers of the compiled scan. Rows "
+        "`…, updates every K (chunk_step)`: the estimator's `batch_chunk_step` over chunks of K "
+        "steps — the same gradient summed over each chunk as K steps (tested), for a learner "
+        "that updates every K steps; time per step likewise.",
         "",
         "| model | estimator | hidden | batch | wall µs/step | × inference | CPU µs/step | × inference (CPU) | carry MiB | temp MiB |",
         "|---|---|---|---|---|---|---|---|---|---|",

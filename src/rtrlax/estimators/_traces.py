@@ -256,6 +256,11 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
 
     # --- K steps at once ------------------------------------------------------------------
 
+    @property
+    def chunked(self) -> bool:
+        """Whether :meth:`chunk_step` is available (the estimator has a chunked form)."""
+        return False
+
     def chunk_cores(self, cores, traces, seen, deltas) -> list[tuple[PyTree, PyTree]]:
         """Per core, ``(traces_K, Σ_b Σ_t M_{b,t}ᵀ δ_{b,t})`` over a chunk with fixed
         parameters.  Every argument but ``cores`` has a leading stream axis B: the traces
@@ -317,6 +322,8 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         return self._chunk(model, carry, xs, targets, loss_fn)
 
     def _chunk(self, model, carry: TraceCarry, xs, targets, loss_fn):
+        if not self.chunked:
+            self.chunk_cores((), (), (), ())  # raises, saying what to use instead
         if xs.shape[1] == 0:
             raise ValueError("chunk_step needs at least one step: xs has K = 0 steps.")
         cores = tuple(model.cores())

@@ -56,5 +56,9 @@ class ColoR(AbstractTraceEstimator):
     def influence(self, core, traces, tangent):
         return snap1_influence(core, traces, tangent)
 
+    @property
+    def chunked(self) -> bool:
+        return True
+
     def chunk_cores(self, cores, traces, seen, deltas):
         return [snap1_chunk(c, tr, s, u, d) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]

@@ -150,6 +150,10 @@ class OnlineLRU(AbstractTraceEstimator):
 
     # --- K steps at once ----------------------------------------------------------------
 
+    @property
+    def chunked(self) -> bool:
+        return True
+
     def chunk_cores(self, cores, traces, seen, deltas):
         """The chunk sums of all LRU cores (see ``AbstractTraceEstimator.chunk_step``):
         ``Σ_t δ̄_t e_t = Σ_s a_s imm_s + λ a_1 e_0`` with ``a_s = δ̄_s + λ a_{s+1}`` — one

@@ -448,6 +448,10 @@ class SnAp(AbstractTraceEstimator):
             return snap1_step(core, traces, state, u)
         return snapn_step(core, traces, state, u)
 
+    @property
+    def chunked(self) -> bool:
+        return self.n == 1
+
     def chunk_cores(self, cores, traces, seen, deltas):
         """:func:`snap1_chunk` per core (``chunk_step``); SnAp-n with n ≥ 2 has none."""
         if self.n != 1:
