@@ -121,41 +121,25 @@ def inference_cost(model, batch, steps, repeats, key):
 
 
 def online_cost(model, estimator, batch, steps, repeats, key):
-    kx, kt = jax.random.split(key)
-    xs = jax.random.normal(kx, (steps, batch, INPUT_SIZE), jnp.float32)
-    ts = jax.random.normal(kt, (steps, batch, OUTPUT_SIZE), jnp.float32)
-    carry = jax.vmap(lambda k: estimator.init(model, key=k))(jax.random.split(key, batch))
-
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-
-    @jax.jit
-    def run(params, carry, xs, ts):
-        model = eqx.combine(params, static)
-
-        def body(c, xt):
-            carry, _ = c
-            # the learner's step for a batch of streams: stream-mean gradient
-            carry, out = estimator.batch_step(model, carry, xt[0], xt[1], loss_fn)
-            # Each step's gradient is written into the loop carry (overwriting the last
-            # one): it must be computed, and nothing is spent beyond producing it.
-            # (Stacking every step's gradient as a scan output would instead measure
-            # page faults on a fresh steps x parameters buffer.)
-            return (carry, out.grads), out.loss
-
-        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        (carry, grads), losses = jax.lax.scan(body, (carry, zeros), (xs, ts))
-        return carry, losses, grads
-
-    wall, cpu = _time(run, (params, carry, xs, ts), repeats)
-    return wall / steps, cpu / steps, _bytes(carry), _temp_bytes(run, (params, carry, xs, ts))
+    """Per-step cost of the learner's step for a batch of streams (``batch_step``, the
+    stream-mean gradient of every step)."""
+    return _scan_cost(model, estimator, (steps, batch), estimator.batch_step, steps, repeats, key)
 
 
 def chunk_cost(model, estimator, batch, steps, chunk, repeats, key):
     """Per-step cost of ``batch_chunk_step`` (updates every ``chunk`` steps) over ``steps``
-    steps (a multiple of ``chunk``); each chunk's summed gradient goes into the carry."""
+    steps (a multiple of ``chunk``): the summed gradient of each chunk."""
+    lead = (steps // chunk, batch, chunk)
+    return _scan_cost(model, estimator, lead, estimator.batch_chunk_step, steps, repeats, key)
+
+
+def _scan_cost(model, estimator, lead, step, steps, repeats, key):
+    """Time a jitted scan of ``step(model, carry, x, t, loss_fn)`` over inputs and targets
+    of leading shape ``lead`` (scanned axis first, then streams); per step of ``steps``."""
     kx, kt = jax.random.split(key)
-    xs = jax.random.normal(kx, (steps // chunk, batch, chunk, INPUT_SIZE), jnp.float32)
-    ts = jax.random.normal(kt, (steps // chunk, batch, chunk, OUTPUT_SIZE), jnp.float32)
+    xs = jax.random.normal(kx, (*lead, INPUT_SIZE), jnp.float32)
+    ts = jax.random.normal(kt, (*lead, OUTPUT_SIZE), jnp.float32)
+    batch = lead[1]
     carry = jax.vmap(lambda k: estimator.init(model, key=k))(jax.random.split(key, batch))
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
@@ -165,7 +149,11 @@ def chunk_cost(model, estimator, batch, steps, chunk, repeats, key):
 
         def body(c, xt):
             carry, _ = c
-            carry, out = estimator.batch_chunk_step(model, carry, xt[0], xt[1], loss_fn)
+            carry, out = step(model, carry, xt[0], xt[1], loss_fn)
+            # Each gradient is written into the loop carry (overwriting the last one): it
+            # must be computed, and nothing is spent beyond producing it.  (Stacking every
+            # step's gradient as a scan output would instead measure page faults on a
+            # fresh steps x parameters buffer.)
             return (carry, out.grads), out.loss
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)

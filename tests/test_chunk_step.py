@@ -1,6 +1,6 @@
 """chunk_step (K steps at once, fixed parameters) equals K calls of step: SnAp-1 and ColoR
-on every gated cell, dense and masked, single cells and stacks.  (OnlineLRU's chunk
-tests live in test_online_lru.py.)"""
+on every gated cell, dense and masked, single cells and stacks; the online LRU with
+every horizon; batched over streams; bad input refused."""
 
 import equinox as eqx
 import jax
@@ -89,3 +89,82 @@ def test_estimators_without_a_chunked_form_say_so():
     est = rx.SnAp(2).bind(model)
     with pytest.raises(ValueError, match="no chunked form"):
         est.chunk_step(model, est.init(model), xs, ts, LOSS)
+
+
+# --- the online LRU ------------------------------------------------------------------------
+
+
+def lrunet(n_layers, seed, pool=False):
+    return rx.LRUNet(
+        3, 2, d_model=6, d_hidden=5, n_layers=n_layers, key=key(seed),
+        r_min=0.5, r_max=0.99, pool=pool,
+    )  # fmt: skip
+
+
+def data(seed, T, n_in, n_out):
+    return jax.random.normal(key(100 + seed), (T, n_in)), jax.random.normal(key(200 + seed), (T, n_out))
+
+
+@pytest.mark.parametrize("horizon", [None, 1, 0])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: lrunet(3, 2), lambda: lrunet(2, 3, pool=True),
+     lambda: rx.LRU(3, 4, key=key(5), r_min=0.3, r_max=0.99)],
+    ids=["3-layers", "2-layers-pooled", "lru-layer"],
+)  # fmt: skip
+def test_online_lru_chunk_step_equals_k_steps(make, horizon):
+    """K steps at once = K calls of step: carry (state and traces), outputs, losses and
+    the summed gradient, over two chunks (the second starts from nonzero traces)."""
+    model = make()
+    est = rx.OnlineLRU(horizon=horizon)
+    n_out = 2 if isinstance(model, rx.LRUNet) else 3
+    xs, ts = data(4, 2 * 7, 3, n_out)
+    chunk = eqx.filter_jit(lambda c, x, t: est.chunk_step(model, c, x, t, LOSS))
+    steps = eqx.filter_jit(lambda c, x, t: k_steps(est, model, c, x, t))
+    c_chunk = c_steps = est.init(model)
+    for part in (slice(0, 7), slice(7, 14)):
+        c_chunk, out = chunk(c_chunk, xs[part], ts[part])
+        c_steps, grads, ys, losses = steps(c_steps, xs[part], ts[part])
+        assert_close(out.grads, grads, 1e-10)
+        assert_close(c_chunk, c_steps, 1e-10)
+        assert_close((out.y, out.loss), (ys, losses), 1e-12)
+    if horizon is None:  # the traces carried something: the recurrent gradients are live
+        assert all(float(jnp.abs(c.nu_log).max()) > 0 for c in eqx.filter(out.grads, eqx.is_array).cores())
+
+
+def test_online_lru_batch_chunk_step_equals_batch_steps():
+    model = lrunet(2, 1)
+    est = rx.OnlineLRU()
+    xs = jax.random.normal(jax.random.key(0), (3, 6, 3))
+    ts = jax.random.normal(jax.random.key(1), (3, 6, 2))
+    carry = jax.vmap(lambda _: est.init(model))(jnp.arange(3))
+    c_chunk, out = est.batch_chunk_step(model, carry, xs, ts, LOSS)
+
+    def body(acc, xt):
+        c, g = acc
+        c, o = est.batch_step(model, c, *xt, LOSS)
+        return (c, jax.tree_util.tree_map(jnp.add, g, o.grads)), o.loss
+
+    zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+    (c_steps, grads), losses = jax.lax.scan(body, (carry, zero), (xs.swapaxes(0, 1), ts.swapaxes(0, 1)))
+    assert_close(out.grads, grads, 1e-10)
+    assert_close(c_chunk, c_steps, 1e-10)
+    assert_close(out.loss, losses.T, 1e-12)
+
+
+def test_chunk_step_rejects_bad_input():
+    model = lrunet(1, 0)
+    est = rx.OnlineLRU()
+    carry = est.init(model)
+    xs, ts = data(0, 5, 3, 2)
+    with pytest.raises(ValueError, match="xs must have shape"):
+        est.chunk_step(model, carry, xs[:, :2], ts, LOSS)
+    with pytest.raises(ValueError, match="leading axis T = 5"):
+        est.chunk_step(model, carry, xs, ts[:4], LOSS)
+    with pytest.raises(ValueError, match="at least one step"):
+        est.chunk_step(model, carry, xs[:0], ts[:0], LOSS)
+    batch = jax.vmap(lambda _: est.init(model))(jnp.arange(2))
+    with pytest.raises(ValueError, match=r"\[B, K, input\]"):
+        est.batch_chunk_step(model, batch, xs, ts, LOSS)
+    with pytest.raises(ValueError, match="leading axis B = 2"):
+        est.batch_chunk_step(model, batch, jnp.stack([xs, xs]), ts[None], LOSS)
