@@ -168,3 +168,53 @@ def test_chunk_step_rejects_bad_input():
         est.batch_chunk_step(model, batch, xs, ts, LOSS)
     with pytest.raises(ValueError, match="leading axis B = 2"):
         est.batch_chunk_step(model, batch, jnp.stack([xs, xs]), ts[None], LOSS)
+
+
+@pytest.mark.parametrize(
+    "make, est",
+    [(MODELS["lstm"], rx.SnAp(1)), (MODELS["columnar"], rx.ColoR()),
+     (lambda: lrunet(2, 4), rx.OnlineLRU()), (lambda: lrunet(2, 4), rx.OnlineLRU(horizon=1))],
+    ids=["snap1-lstm", "color", "online-lru", "online-lru-1-truncated"],
+)  # fmt: skip
+def test_resets_inside_a_chunk(make, est):
+    """A stream restarted (fresh carry) before some steps of the chunk — the first step
+    included — gives what per-step stepping with the same restarts gives."""
+    model = make()
+    resets = jnp.array([[False, False, True, False, False, True],
+                        [True, False, False, False, False, False],
+                        [False, False, False, False, False, False]])  # fmt: skip
+    xs = jax.random.normal(key(20), (2, 3, 6, 3))
+    ts = jax.random.normal(key(21), (2, 3, 6, 2))
+    fresh = est.init(model)
+    carry = jax.vmap(lambda _: fresh)(jnp.arange(3))
+
+    def per_step(carry, x, t, r):  # one stream, the learner's reset rule
+        def body(acc, inp):
+            c, g = acc
+            x, t, r = inp
+            c = jax.tree_util.tree_map(lambda f, a: jnp.where(r, f, a), fresh, c)
+            c, out = est.step(model, c, x, t, LOSS)
+            return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
+
+        zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+        (c, g), losses = jax.lax.scan(body, (carry, zero), (x, t, r))
+        return c, g, losses
+
+    chunk = eqx.filter_jit(lambda c, x, t, r: est.batch_chunk_step(model, c, x, t, LOSS, resets=r))
+    steps = eqx.filter_jit(jax.vmap(per_step))
+    c_chunk = c_steps = carry
+    for i in range(2):  # the second chunk restarts stream 1 at its first step again
+        c_chunk, out = chunk(c_chunk, xs[i], ts[i], resets)
+        c_steps, grads, losses = steps(c_steps, xs[i], ts[i], resets)
+        assert_close(out.grads, jax.tree_util.tree_map(lambda g: g.mean(0), grads), 1e-10)
+        assert_close(c_chunk, c_steps, 1e-10)
+        assert_close(out.loss, losses, 1e-12)
+    # the restarts mattered: without them the same chunk gives other traces and gradients
+    c_plain, out_plain = chunk(c_chunk, xs[0], ts[0], jnp.zeros_like(resets))
+    c_reset, out_reset = chunk(c_chunk, xs[0], ts[0], resets)
+    diff = lambda a, b: max(float(jnp.abs(x - y).max()) for x, y in zip(  # noqa: E731
+        jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+    assert diff(c_plain.traces, c_reset.traces) > 1e-6
+    assert diff(out_plain.grads, out_reset.grads) > 1e-6
+    with pytest.raises(ValueError, match="resets must have shape"):
+        est.batch_chunk_step(model, c_chunk, xs[0], ts[0], LOSS, resets=resets[:, :2])

@@ -261,11 +261,13 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         """Whether :meth:`chunk_step` is available (the estimator has a chunked form)."""
         return False
 
-    def chunk_cores(self, cores, traces, seen, deltas) -> list[tuple[PyTree, PyTree]]:
+    def chunk_cores(self, cores, traces, seen, deltas, keep) -> list[tuple[PyTree, PyTree]]:
         """Per core, ``(traces_K, Σ_b Σ_t M_{b,t}ᵀ δ_{b,t})`` over a chunk with fixed
         parameters.  Every argument but ``cores`` has a leading stream axis B: the traces
         at the chunk's start; ``seen`` = the core's ``(s_{t-1}, u_t)`` and ``deltas`` its
-        ``δ_t`` (already divided by B) for every stream and step (axes ``[B, K, …]``).
+        ``δ_t`` (already divided by B) for every stream and step (axes ``[B, K, …]``);
+        ``keep`` ``[B, K]`` is 0 where a stream restarts (its traces start again from
+        zero before that step: the trace recursion's ``D_t`` is zero there), else 1.
         Estimators whose trace recursion allows it (linear in the traces: a backward sweep
         over the chunk plus matrix products over its steps) override this to enable
         :meth:`chunk_step`."""
@@ -274,12 +276,14 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
             "chunk_step is available for rx.OnlineLRU() and rx.SnAp(1) / rx.ColoR()."
         )
 
-    def chunk_step(self, model, carry: TraceCarry, xs, targets, loss_fn: LossFn):
+    def chunk_step(self, model, carry: TraceCarry, xs, targets, loss_fn: LossFn, resets=None):
         """K steps with the parameters held fixed: the same carry, outputs and losses as K
         calls of :meth:`step`, and the *sum* of their gradients — what a learner that
         applies its optimizer every K steps needs.  ``xs`` (``[K, input]``) and
-        ``targets`` have a leading axis K.  One stream; :meth:`batch_chunk_step` for a
-        batch.  Returns ``(carry, ChunkOutput(y, loss, grads))``.
+        ``targets`` have a leading axis K; ``resets`` (``[K]`` booleans, optional) restarts
+        the stream from a fresh carry before the steps where it is set, as
+        ``rx.OnlineLearner`` does.  One stream; :meth:`batch_chunk_step` for a batch.
+        Returns ``(carry, ChunkOutput(y, loss, grads))``.
 
         Why it is cheaper than K steps: most of a step's work produces terms that are
         only used summed over the chunk — every dense layer's outer product ``δ_t u_tᵀ``,
@@ -300,13 +304,15 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         self.check_model(model)
         check_sequence(model, xs, targets)
         add = lambda tree: jax.tree_util.tree_map(lambda a: a[None], tree)  # noqa: E731
-        carry, out = self._chunk(model, add(carry), add(xs), add(targets), loss_fn)
+        if resets is not None:
+            resets = add(self._check_resets(resets, xs.shape[:1]))
+        carry, out = self._chunk(model, add(carry), add(xs), add(targets), loss_fn, resets)
         drop = lambda tree: jax.tree_util.tree_map(lambda a: a[0], tree)  # noqa: E731
         return drop(carry), out._replace(y=drop(out.y), loss=out.loss[0])
 
-    def batch_chunk_step(self, model, carry, xs, targets, loss_fn: LossFn):
+    def batch_chunk_step(self, model, carry, xs, targets, loss_fn: LossFn, resets=None):
         """:meth:`chunk_step` for a batch of streams: ``carry`` with a leading stream axis,
-        ``xs`` ``[B, K, input]``, ``targets`` ``[B, K, …]``.  ``grads`` is the mean over
+        ``xs`` ``[B, K, input]``, ``targets`` ``[B, K, …]``, ``resets`` ``[B, K]``.  ``grads`` is the mean over
         streams of each stream's chunk sum (dense-layer gradients as one matrix product
         over all B·K steps); ``y`` and ``loss`` stay per stream."""
         self.check_model(model)
@@ -319,11 +325,20 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
                     f"got a leaf of shape {jnp.shape(leaf)}."
                 )
         check_sequence(model, xs[0], jax.tree_util.tree_map(lambda a: a[0], targets))
-        return self._chunk(model, carry, xs, targets, loss_fn)
+        if resets is not None:
+            resets = self._check_resets(resets, xs.shape[:2])
+        return self._chunk(model, carry, xs, targets, loss_fn, resets)
 
-    def _chunk(self, model, carry: TraceCarry, xs, targets, loss_fn):
+    @staticmethod
+    def _check_resets(resets, shape):
+        if jnp.shape(resets) != tuple(shape):
+            raise ValueError(f"resets must have shape {list(shape)} (one flag per step), got "
+                             f"{list(jnp.shape(resets))}.")  # fmt: skip
+        return jnp.asarray(resets, bool)
+
+    def _chunk(self, model, carry: TraceCarry, xs, targets, loss_fn, resets=None):
         if not self.chunked:
-            self.chunk_cores((), (), (), ())  # raises, saying what to use instead
+            self.chunk_cores((), (), (), (), None)  # raises, saying what to use instead
         if xs.shape[1] == 0:
             raise ValueError("chunk_step needs at least one step: xs has K = 0 steps.")
         cores = tuple(model.cores())
@@ -331,15 +346,22 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
             raise ValueError("chunk_step needs every core to have its own parameter arrays.")
         sg = jax.lax.stop_gradient
         b, k = xs.shape[:2]
+        if resets is None:
+            resets = jnp.zeros((b, k), bool)
+        fresh = model.initial_state()  # a restarted stream's state (its traces restart at 0)
 
-        def forward(state, x):  # the sequential part: an inference step of every stream
+        def forward(state, inp):  # the sequential part: an inference step of every stream
+            x, reset = inp
+            state = jax.tree_util.tree_map(
+                lambda f, s: jnp.where(reset.reshape((-1,) + (1,) * (s.ndim - 1)), f, s), fresh, state
+            )
             new_state, y = jax.vmap(lambda s, x: model.forward(s, x, core_call=plain_core_call))(
                 state, x
             )
             return new_state, (state, y)
 
         time_major = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731
-        state, (states, ys) = jax.lax.scan(forward, carry.state, time_major(xs))
+        state, (states, ys) = jax.lax.scan(forward, carry.state, (time_major(xs), time_major(resets)))
         states, ys = jax.tree_util.tree_map(time_major, (states, ys))  # [B, K, ...]
 
         params, static = split_params(model)
@@ -370,7 +392,8 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
             chunk_loss, argnums=(0, 1), has_aux=True
         )(params, probes)
         frozen = [sg(core) for core in cores]
-        parts = self.chunk_cores(frozen, carry.traces, seen, deltas)
+        keep = 1 - resets.astype(xs.dtype)
+        parts = self.chunk_cores(frozen, carry.traces, seen, deltas, keep)
         grads = add_core_grads(params, g_params, cores, [g for _, g in parts])
         return TraceCarry(state, tuple(tr for tr, _ in parts)), ChunkOutput(ys, losses, grads)
 

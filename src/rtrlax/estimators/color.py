@@ -60,5 +60,5 @@ class ColoR(AbstractTraceEstimator):
     def chunked(self) -> bool:
         return True
 
-    def chunk_cores(self, cores, traces, seen, deltas):
-        return [snap1_chunk(c, tr, s, u, d) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]
+    def chunk_cores(self, cores, traces, seen, deltas, keep):
+        return [snap1_chunk(c, tr, s, u, d, keep) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]

@@ -154,28 +154,32 @@ class OnlineLRU(AbstractTraceEstimator):
     def chunked(self) -> bool:
         return True
 
-    def chunk_cores(self, cores, traces, seen, deltas):
+    def chunk_cores(self, cores, traces, seen, deltas, keep):
         """The chunk sums of all LRU cores (see ``AbstractTraceEstimator.chunk_step``):
         ``Σ_t δ̄_t e_t = Σ_s a_s imm_s + λ a_1 e_0`` with ``a_s = δ̄_s + λ a_{s+1}`` — one
         backward sweep over K vectors of size N, for all cores in one scan — where
         ``imm_s`` is a trace's input at step s (``h_{s-1}``, ``B u_s``, ``γ u_sᵀ``); for
         ``e^B`` that sum is a ``[N, K] × [K, H]`` matrix product.  The trace at the
-        chunk's end is ``e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s``, another matrix product."""
+        chunk's end is ``e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s``, another matrix product.  A
+        stream that restarts at step s has its decay set to 0 there (``keep``)."""
         out = []
-        for core, tr, (s_prev, u), (a, p) in zip(cores, traces, seen, self._sweep(cores, deltas)):
-            out.append(self._chunk_core(core, tr, s_prev, u, a, p))
+        swept = self._sweep(cores, deltas, keep)
+        for core, tr, (s_prev, u), (a, p, k1) in zip(cores, traces, seen, swept):
+            out.append(self._chunk_core(core, tr, s_prev, u, a, p, k1))
         return out
 
-    def _sweep(self, cores, deltas) -> list[tuple[Complex, Complex | None]]:
-        """Per core ``(a, p)``: ``a_s = δ̄_s + λ a_{s+1}`` (``a_K = δ̄_K``; ``[B, K, N]``
-        each) and the powers ``p_s = λ^{K-s}`` (``[K, N]``), by one backward scan over the
-        chunk for all cores and streams together (the scan's per-iteration overhead, not
-        its arithmetic, is what costs here; the powers by recursion, as the per-step
-        traces multiply, not by cos/sin, which XLA would recompute in every consumer).
-        When the traces restart every step: ``a_s = δ̄_s`` and no powers."""
+    def _sweep(self, cores, deltas, keep) -> list[tuple[Complex, Complex | None, Array]]:
+        """Per core ``(a, p, keep_1)``: ``a_s = δ̄_s + λ κ_{s+1} a_{s+1}`` (``a_K = δ̄_K``)
+        and ``p_s = λ^{K-s}`` with the same restarts (``p_s = λ κ_{s+1} p_{s+1}``,
+        ``p_K = 1``), each ``[B, K, N]``, where ``κ = keep`` is 0 at a stream's restarts;
+        one backward scan over the chunk for all cores and streams together (the scan's
+        per-iteration overhead, not its arithmetic, is what costs here; the powers by
+        recursion, as the per-step traces multiply, not by cos/sin, which XLA would
+        recompute in every consumer).  When the traces restart every step:
+        ``a_s = δ̄_s`` and no powers."""
         conj = [(d[0], -d[1]) for d in deltas]
         if self.horizon is not None:
-            return [(c, None) for c in conj]
+            return [(c, None, keep[:, 0]) for c in conj]
         lam = [lambda_parts(c.nu_log, c.theta_log) for c in cores]
         lam_re = jnp.concatenate([lr for lr, _ in lam])
         lam_im = jnp.concatenate([li for _, li in lam])
@@ -183,34 +187,37 @@ class OnlineLRU(AbstractTraceEstimator):
         time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
         d = jnp.stack([jnp.concatenate([c[0] for c in conj], axis=-1),
                        jnp.concatenate([c[1] for c in conj], axis=-1)], axis=2)  # fmt: skip
+        keep_next = jnp.concatenate([keep[:, 1:], jnp.ones_like(keep[:, :1])], axis=1)
         last = jnp.zeros(k, lam_re.dtype).at[-1].set(1)
+        one = jnp.stack([jnp.ones_like(lam_re), jnp.zeros_like(lam_re)])  # 1 + 0i
 
-        def times_lam(x):  # x[..., 0, :] + i x[..., 1, :] times λ
-            re, im = _cmul(lam_re, lam_im, x[..., 0, :], x[..., 1, :])
-            return jnp.stack([re, im], axis=-2)
+        def times_lam(x, kappa):  # (x[:, 0] + i x[:, 1]) λ κ, per stream
+            re, im = _cmul(lam_re, lam_im, x[:, 0, :], x[:, 1, :])
+            return jnp.stack([re, im], axis=1) * kappa[:, None, None]
 
         def step(carry, inp):
-            a, p = carry  # [B, 2, ΣN], [2, ΣN]
-            d_s, last_s = inp
-            a = times_lam(a) + d_s
-            p = times_lam(p) + jnp.stack([last_s * jnp.ones_like(lam_re), jnp.zeros_like(lam_re)])
-            return (a, p), (a, p)
+            a, p = carry  # each [B, 2 (re, im), ΣN]
+            d_s, last_s, kappa = inp
+            new = (times_lam(a, kappa) + d_s, times_lam(p, kappa) + last_s * one)
+            return new, new
 
-        init = (jnp.zeros_like(d[:, 0]), jnp.zeros((2, lam_re.shape[0]), lam_re.dtype))
-        _, (a, p) = jax.lax.scan(step, init, (time_major(d), last), reverse=True)
-        a = time_major(a)  # [B, K, 2, ΣN]; p: [K, 2, ΣN]
+        init = (jnp.zeros_like(d[:, 0]), jnp.zeros_like(d[:, 0]))
+        _, (a, p) = jax.lax.scan(step, init, (time_major(d), last, time_major(keep_next)),
+                                 reverse=True)  # fmt: skip
+        a, p = time_major(a), time_major(p)  # [B, K, 2, ΣN]
         out, start = [], 0
         for c in cores:
             sl = slice(start, start + c.hidden_size)
-            out.append(((a[..., 0, sl], a[..., 1, sl]), (p[:, 0, sl], p[:, 1, sl])))
+            out.append(((a[..., 0, sl], a[..., 1, sl]), (p[..., 0, sl], p[..., 1, sl]), keep[:, 0]))
             start += c.hidden_size
         return out
 
-    def _chunk_core(self, core: LRUCore, traces: LRUTraces, s_prev, u, a, p):
+    def _chunk_core(self, core: LRUCore, traces: LRUTraces, s_prev, u, a, p, keep_1):
         """One core's chunk, for B streams: the gradient summed over streams and steps and
         each stream's traces at the chunk's end, from its states before each step
         ``s_prev`` ``([B, K, N], [B, K, N])``, its inputs ``u`` ``[B, K, H]``, its swept
-        errors ``a`` and the powers ``p`` (:meth:`_sweep`)."""
+        errors ``a``, the powers ``p`` and ``keep_1`` = 0 for streams that restart at the
+        chunk's first step (:meth:`_sweep`)."""
         lam = lambda_parts(core.nu_log, core.theta_log)
         gamma = jnp.exp(core.gamma_log)
         bu = (u @ core.weight_ih[0].T, u @ core.weight_ih[1].T)  # B u_s, [B, K, N]
@@ -223,7 +230,7 @@ class OnlineLRU(AbstractTraceEstimator):
         q_gamma = pair(a, bu, (0, 1))
         q_b = (outer_sum(a[0] * gamma, u), outer_sum(a[1] * gamma, u))  # Σ a γ uᵀ, [N, H]
         if self.horizon is None:  # + Σ_b λ a_1 e_0
-            la = _cmul(*lam, a[0][:, 0], a[1][:, 0])  # [B, N]
+            la = _cmul(*lam, a[0][:, 0] * keep_1[:, None], a[1][:, 0] * keep_1[:, None])
             q_lam = tuple(q + c.sum(0) for q, c in zip(q_lam, _cmul(*la, *traces.lam)))
             q_gamma = tuple(q + c.sum(0) for q, c in zip(q_gamma, _cmul(*la, *traces.gamma)))
             e0_b = sum_streams(
@@ -243,14 +250,13 @@ class OnlineLRU(AbstractTraceEstimator):
         )
 
         if self.horizon is None:  # e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s, per stream
-            lam_k = _cmul(*lam, p[0][0], p[1][0])  # λ^K = λ p_1
+            lam_k = _cmul(*lam, p[0][:, 0] * keep_1[:, None], p[1][:, 0] * keep_1[:, None])
             decayed = lambda e: _cmul(*lam_k, *e)  # noqa: E731
             e_lam = tuple(x + y for x, y in zip(decayed(traces.lam), pair(p, s_prev, 1)))
             e_gamma = tuple(x + y for x, y in zip(decayed(traces.gamma), pair(p, bu, 1)))
-            e_b0 = _cmul(lam_k[0][:, None], lam_k[1][:, None], *traces.B)
-            pg = jnp.broadcast_to(p[0] * gamma, u.shape[:2] + gamma.shape)
-            pg_im = jnp.broadcast_to(p[1] * gamma, pg.shape)
-            e_b = (e_b0[0] + outer_per_stream(pg, u), e_b0[1] + outer_per_stream(pg_im, u))
+            e_b0 = _cmul(lam_k[0][..., None], lam_k[1][..., None], *traces.B)
+            e_b = (e_b0[0] + outer_per_stream(p[0] * gamma, u),
+                   e_b0[1] + outer_per_stream(p[1] * gamma, u))  # fmt: skip
         else:  # the last step's immediate terms
             last = lambda x: (x[0][:, -1], x[1][:, -1])  # noqa: E731
             e_lam = last(s_prev) if self.horizon == 1 else tuple(map(jnp.zeros_like, traces.lam))

@@ -164,11 +164,12 @@ def _mat_mat(p, d):
                       for c in range(m)])  # fmt: skip
 
 
-def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta):
+def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta, keep=None):
     """SnAp-1 over a chunk of K steps with fixed parameters (``chunk_step``), for B
     streams at once (every argument but ``core`` has a leading stream axis; ``s_prev``,
     ``u`` and ``delta`` then a step axis).  Returns the traces at the chunk's end and
-    the gradient summed over streams and steps.
+    the gradient summed over streams and steps.  ``keep`` ``[B, K]`` is 0 at the steps
+    where a stream restarts (its traces start again from zero: ``D_s = 0`` there).
 
     With ``D_s`` the per-unit diagonal blocks of the recurrent Jacobian and ``I_s`` the
     immediate influence, the traces obey ``T_s = D_s T_{s-1} + I_s``.  So, with the
@@ -185,6 +186,8 @@ def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta):
     """
     local = jax.vmap(jax.vmap(lambda s, x: local_derivatives(core, s, x)))(s_prev, u)
     d = jax.vmap(jax.vmap(lambda loc: recurrent_diagonal(core, loc)))(local)  # [B, K, m, m, k]
+    if keep is not None:
+        d = d * keep[:, :, None, None, None]
     # Materialised, or XLA recomputes the whole per-unit derivative chain (tanh, sigmoid)
     # inside every consumer, several of which are [B, K, G, k]-sized (see snap1_step).
     a_x, a_h, d, j_unit = materialize((local.a_x, local.a_h, d, local.j_unit))
@@ -452,11 +455,11 @@ class SnAp(AbstractTraceEstimator):
     def chunked(self) -> bool:
         return self.n == 1
 
-    def chunk_cores(self, cores, traces, seen, deltas):
+    def chunk_cores(self, cores, traces, seen, deltas, keep):
         """:func:`snap1_chunk` per core (``chunk_step``); SnAp-n with n ≥ 2 has none."""
         if self.n != 1:
-            return super().chunk_cores(cores, traces, seen, deltas)
-        return [snap1_chunk(c, tr, s, u, d) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]
+            return super().chunk_cores(cores, traces, seen, deltas, keep)
+        return [snap1_chunk(c, tr, s, u, d, keep) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]
 
     def influence(self, core, traces, tangent):
         if self.n == 1:
