@@ -146,3 +146,70 @@ def test_sparse_rtrl_counters_reach_the_learner_metrics():
     assert m["memory_fraction"].shape == (2,) and np.all(m["memory_fraction"] < 1.0)
     assert np.all((m["activity"] >= 0) & (m["activity"] <= 1))
     assert np.all(m["op_reduction"] > 1.0)
+
+
+def _assert_states_close(a, b, tol=1e-9):
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        if jnp.issubdtype(x.dtype, jnp.inexact):
+            assert float(jnp.max(jnp.abs(x - y))) <= tol * (1 + float(jnp.max(jnp.abs(y))))
+        elif not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            assert bool(jnp.all(x == y))
+
+
+@pytest.mark.parametrize(
+    "make, estimator",
+    [(small_net, rx.SnAp(1)),
+     (lambda: rx.LRUNet(3, 2, d_model=4, d_hidden=3, n_layers=2, key=jax.random.key(3)), rx.OnlineLRU())],
+    ids=["snap1-gru", "online-lru"],
+)  # fmt: skip
+def test_chunked_learner_equals_step_by_step(make, estimator):
+    """update_every=K with a chunked estimator takes K steps at once (batch_chunk_step):
+    the same parameters, optimizer state, carries and losses as stepping, with restarts
+    inside chunks; a run that does not start on a multiple of K falls back to stepping."""
+    net = make()
+    xs = jax.random.normal(jax.random.key(0), (2, 13, 3))
+    ts = jax.random.normal(jax.random.key(1), (2, 13, 2))
+    resets = jax.random.uniform(jax.random.key(2), (2, 13)) < 0.2
+    runs = {}
+    for chunked in (None, False):
+        learner = rx.OnlineLearner(net, estimator, optax.adam(1e-2), mse, update_every=4, chunked=chunked)
+        state = learner.init(jax.random.key(0), batch_size=2)
+        assert learner._can_chunk(state, 8) is (chunked is None)
+        state, l1 = learner.learn(state, xs[:, :8], ts[:, :8], resets[:, :8])  # chunked if None
+        state, l2 = learner.learn(state, xs[:, 8:9], ts[:, 8:9], resets[:, 8:9])  # 1 step
+        assert learner._can_chunk(state, 4) is False  # step 9 is not a multiple of 4
+        state, l3 = learner.learn(state, xs[:, 9:], ts[:, 9:], resets[:, 9:])  # stepped
+        runs[chunked] = (state, jnp.concatenate([l1, l2, l3]))
+    _assert_states_close(runs[None][0], runs[False][0])
+    np.testing.assert_allclose(runs[None][1], runs[False][1], rtol=1e-10)
+    assert int(runs[None][0].step) == 13
+
+
+def test_chunked_learner_on_a_task_with_episodes():
+    """run() on the copy task (episodes of 48 steps: a restart inside a chunk), K = 8."""
+    task = rx.CopyTask()
+    net = rx.Readout(rx.GRU(task.input_size, 5, key=jax.random.key(0)), task.output_size, key=jax.random.key(1))
+    out = {}
+    for chunked in (None, False):
+        learner = rx.OnlineLearner(net, rx.SnAp(1), optax.sgd(0.05), update_every=8, chunked=chunked)
+        state = learner.init(jax.random.key(4), batch_size=2, task=task)
+        assert learner._can_chunk(state, 56, task) is (chunked is None)
+        out[chunked] = learner.run(state, task, 56, chunk=56)
+    _assert_states_close(out[None][0], out[False][0])
+    for name in out[False][1]:
+        np.testing.assert_allclose(out[None][1][name], out[False][1][name], rtol=1e-9)
+
+
+def test_chunked_learner_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="chunked=True needs"):
+        rx.OnlineLearner(small_net(), rx.RTRL(), optax.sgd(0.1), mse, update_every=4, chunked=True)
+    with pytest.raises(ValueError, match="chunked=True needs"):
+        rx.OnlineLearner(small_net(), rx.SnAp(1), optax.sgd(0.1), mse, update_every=1, chunked=True)
+    curriculum = rx.CopyCurriculum()
+    learner = rx.OnlineLearner(
+        rx.Readout(rx.GRU(curriculum.input_size, 3, key=jax.random.key(0)), curriculum.output_size,
+                   key=jax.random.key(1)),
+        rx.SnAp(1), optax.sgd(0.1), update_every=4,
+    )  # fmt: skip
+    state = learner.init(jax.random.key(0), batch_size=1, task=curriculum)
+    assert learner._can_chunk(state, 8, curriculum) is False  # the curriculum uses feedback

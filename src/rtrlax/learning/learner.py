@@ -63,6 +63,12 @@ class OnlineLearner(eqx.Module):
         optimizer: an ``optax.GradientTransformation``.
         loss_fn: ``loss_fn(y_t, target_t) -> scalar``; defaults to the task's loss.
         update_every: ``K``; apply the optimizer every K steps to the summed gradient.
+        chunked: take the K steps of an update at once with the estimator's
+            ``batch_chunk_step`` (same numbers, much cheaper: see ``docs/guide.md``).
+            ``None`` (default): whenever possible — K > 1, an estimator with a chunked
+            form (``rx.SnAp(1)``, ``rx.ColoR()``, ``rx.OnlineLRU()``), a task that does not
+            use feedback, and a run whose length and starting step are multiples of K;
+            otherwise step by step.  ``False``: always step by step.
 
     The gradient applied is ``Σ_{K steps} mean_{streams} g``: with one stream and K
     equal to the episode length it is exactly ``accumulate_grads`` over the episode.
@@ -74,6 +80,7 @@ class OnlineLearner(eqx.Module):
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     loss_fn: LossFn | None = eqx.field(static=True)
     update_every: int = eqx.field(static=True)
+    chunked: bool | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -83,6 +90,7 @@ class OnlineLearner(eqx.Module):
         loss_fn: LossFn | None = None,
         *,
         update_every: int = 1,
+        chunked: bool | None = None,
     ):
         if not isinstance(estimator, AbstractOnlineEstimator):
             raise ValueError(
@@ -97,6 +105,15 @@ class OnlineLearner(eqx.Module):
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.update_every = update_every
+        if chunked not in (None, True, False):
+            raise ValueError(f"chunked must be None, True or False, got {chunked!r}.")
+        if chunked and (update_every == 1 or not getattr(estimator, "chunked", False)):
+            raise ValueError(
+                f"chunked=True needs update_every > 1 and an estimator with a chunked form "
+                f"(rx.SnAp(1), rx.ColoR(), rx.OnlineLRU()); got update_every={update_every} "
+                f"and {type(estimator).__name__}."
+            )
+        self.chunked = chunked
 
     # --- state --------------------------------------------------------------------
 
@@ -176,6 +193,36 @@ class OnlineLearner(eqx.Module):
         )
         return new_state, out
 
+    def _can_chunk(self, state: LearnerState, n: int, task: AbstractTask | None = None) -> bool:
+        """Whether the next ``n`` steps run K at a time (host-side; reads the step count)."""
+        k = self.update_every
+        if self.chunked is False or k == 1 or not getattr(self.estimator, "chunked", False):
+            return False
+        if task is not None and getattr(task, "uses_feedback", True):
+            return False
+        return n % k == 0 and int(state.step) % k == 0
+
+    def _chunk_update(self, state: LearnerState, x, target, reset, loss_fn):
+        """K steps of every stream at once (``x`` ``[B, K, …]``) and the update they end
+        with: the same state as K calls of :meth:`_step` when the step count starts at a
+        multiple of K."""
+        k = self.update_every
+        carry, out = self.estimator.batch_chunk_step(
+            self.model(state), state.carry, x, target, loss_fn, resets=reset
+        )
+        grad_sum = jax.tree_util.tree_map(jnp.add, state.grad_sum, out.grads)
+        updates, opt_state = self.optimizer.update(grad_sum, state.opt_state, state.params)
+        key = jax.lax.fori_loop(0, k, lambda _, kk: jax.random.split(kk)[0], state.key)
+        new_state = state._replace(
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+            carry=carry,
+            grad_sum=jax.tree_util.tree_map(jnp.zeros_like, grad_sum),
+            step=state.step + k,
+            key=key,
+        )
+        return new_state, out
+
     # --- driving with a task ----------------------------------------------------------------
 
     def run(
@@ -207,7 +254,7 @@ class OnlineLearner(eqx.Module):
         done = 0
         while done < n_steps:
             n = min(chunk, n_steps - done)
-            state, metrics = self._run_chunk(state, task, n)
+            state, metrics = self._run_chunk(state, task, n, self._can_chunk(state, n, task))
             metrics = {k: float(v) for k, v in metrics.items()}
             done += n
             metrics["step"] = int(state.step)
@@ -223,8 +270,10 @@ class OnlineLearner(eqx.Module):
         return state, {k: np.asarray(v) for k, v in history.items()}
 
     @eqx.filter_jit
-    def _run_chunk(self, state: LearnerState, task: AbstractTask, n: int):
+    def _run_chunk(self, state: LearnerState, task: AbstractTask, n: int, chunked: bool):
         loss_fn = self.loss_fn or task.loss
+        if chunked:
+            return self._run_chunk_k(state, task, n, loss_fn)
 
         def body(state, _):
             task_state, sample = jax.vmap(task.sample)(state.task_state)
@@ -242,6 +291,29 @@ class OnlineLearner(eqx.Module):
         summary = {"loss": jnp.mean(losses)}
         for k, (v, c) in met.items():
             summary[k] = jnp.sum(v) / jnp.maximum(jnp.sum(c), 1)
+        return state, summary
+
+    def _run_chunk_k(self, state: LearnerState, task: AbstractTask, n: int, loss_fn):
+        k = self.update_every
+        bk = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  [K, B, ...] -> [B, K, ...]
+
+        def body(state, _):
+            def draw(task_state, _):
+                return jax.vmap(task.sample)(task_state)
+
+            task_state, smp = jax.lax.scan(draw, state.task_state, None, length=k)
+            target = jax.tree_util.tree_map(bk, smp.target)
+            state, out = self._chunk_update(
+                state._replace(task_state=task_state), bk(smp.x), target, bk(smp.reset), loss_fn
+            )
+            met = jax.vmap(jax.vmap(task.metrics))(out.y, target)
+            met = {name: (jnp.sum(v), jnp.sum(c)) for name, (v, c) in met.items()}
+            return state, (jnp.mean(out.loss), met)
+
+        state, (losses, met) = jax.lax.scan(body, state, None, length=n // k)
+        summary = {"loss": jnp.mean(losses)}
+        for name, (v, c) in met.items():
+            summary[name] = jnp.sum(v) / jnp.maximum(jnp.sum(c), 1)
         return state, summary
 
     # --- driving with your own data ---------------------------------------------------------
@@ -266,10 +338,24 @@ class OnlineLearner(eqx.Module):
             raise ValueError("no loss_fn: pass one to OnlineLearner(...) or to learn(...).")
         b = jax.tree_util.tree_leaves(state.carry)[0].shape[0]
         xs, targets, resets = _validate_stream(self.model(), b, xs, targets, resets)
-        return self._learn(state, xs, targets, resets, loss_fn)
+        chunked = self._can_chunk(state, xs.shape[1])
+        return self._learn(state, xs, targets, resets, loss_fn, chunked)
 
     @eqx.filter_jit
-    def _learn(self, state, xs, targets, resets, loss_fn):
+    def _learn(self, state, xs, targets, resets, loss_fn, chunked: bool):
+        if chunked:  # [B, n, ...] -> [n/K, B, K, ...], K steps and one update at a time
+            k = self.update_every
+            split = lambda a: jnp.swapaxes(a.reshape(a.shape[0], -1, k, *a.shape[2:]), 0, 1)  # noqa: E731
+
+            def chunk_body(state, inp):
+                x, target, reset = inp
+                state, out = self._chunk_update(state, x, target, reset, loss_fn)
+                return state, jnp.mean(out.loss, axis=0)
+
+            inputs = (split(xs), jax.tree_util.tree_map(split, targets), split(resets))
+            state, losses = jax.lax.scan(chunk_body, state, inputs)
+            return state, losses.reshape(-1)
+
         def body(state, sample):
             state, out = self._step(state, sample, loss_fn)
             return state, jnp.mean(out.loss)

@@ -9,7 +9,7 @@ learner resets that stream's model state and traces before feeding ``x``.
 from __future__ import annotations
 
 import abc
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import equinox as eqx
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
@@ -26,6 +26,10 @@ class AbstractTask(eqx.Module):
 
     input_size: eqx.AbstractVar[int]
     output_size: eqx.AbstractVar[int]
+    #: whether :meth:`feedback` changes anything.  A learner that takes K steps at once
+    #: (``OnlineLearner`` with a chunked estimator) draws the chunk's samples before it
+    #: sees their losses, so it does so only for tasks that declare ``False`` here.
+    uses_feedback: ClassVar[bool] = True
 
     @abc.abstractmethod
     def init(self, key: PRNGKeyArray) -> PyTree:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -42,6 +42,8 @@ class CharLM(AbstractTask):
         byte_level: tokens are raw bytes (vocabulary 256) instead of characters.
         train_fraction: the leading share of the text used for training (0.9).
     """
+
+    uses_feedback: ClassVar[bool] = False  #: feedback is the identity
 
     tokens: Int[Array, " n"]  #: the whole text as token ids (training part first)
     n_train: int = eqx.field(static=True)

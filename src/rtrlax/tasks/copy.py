@@ -17,7 +17,7 @@ Both are unbatched jittable stream generators: the state holds the current episo
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -50,6 +50,8 @@ class CopyState(NamedTuple):
 
 class CopyTask(AbstractTask):
     """Fixed-length copy task (``T = pattern_length + padding + 1 + pattern_length``)."""
+
+    uses_feedback: ClassVar[bool] = False  #: feedback is the identity
 
     bits: int = eqx.field(static=True)
     pattern_length: int = eqx.field(static=True)
