@@ -236,6 +236,9 @@ class OnlineLearner(eqx.Module):
     ) -> tuple[LearnerState, dict[str, np.ndarray]]:
         """Advance every stream ``n_steps`` steps of ``task``, in jitted chunks.
 
+        With ``update_every=K`` and a chunked estimator each jitted chunk is shortened to
+        a multiple of K, so that its updates run K steps at a time (see ``chunked``).
+
         Returns the new state and per-chunk metrics (numpy arrays, one entry per
         chunk): ``loss`` (mean per step and stream), ``step`` (steps taken at the end
         of the chunk), the task's metrics, and — for an estimator with a
@@ -252,8 +255,11 @@ class OnlineLearner(eqx.Module):
         history: dict[str, list] = {}
         bar = _progress_bar(n_steps, progress)
         done = 0
+        every = self.update_every
         while done < n_steps:
             n = min(chunk, n_steps - done)
+            if n > every and self._can_chunk(state, n - n % every, task):
+                n -= n % every  # whole updates at once; a remainder < K steps at the end
             state, metrics = self._run_chunk(state, task, n, self._can_chunk(state, n, task))
             metrics = {k: float(v) for k, v in metrics.items()}
             done += n
