@@ -312,9 +312,10 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
 
     def batch_chunk_step(self, model, carry, xs, targets, loss_fn: LossFn, resets=None):
         """:meth:`chunk_step` for a batch of streams: ``carry`` with a leading stream axis,
-        ``xs`` ``[B, K, input]``, ``targets`` ``[B, K, …]``, ``resets`` ``[B, K]``.  ``grads`` is the mean over
-        streams of each stream's chunk sum (dense-layer gradients as one matrix product
-        over all B·K steps); ``y`` and ``loss`` stay per stream."""
+        ``xs`` ``[B, K, input]``, ``targets`` ``[B, K, …]``, ``resets`` ``[B, K]``.
+        ``grads`` is the mean over streams of each stream's chunk sum (dense-layer
+        gradients as one matrix product over all B·K steps); ``y`` and ``loss`` stay per
+        stream."""
         self.check_model(model)
         if jnp.ndim(xs) != 3:
             raise ValueError(f"xs must have shape [B, K, input] (streams, steps), got {jnp.shape(xs)}.")
