@@ -182,7 +182,7 @@ def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta, 
     ``I_s`` of a weight is rank one per gate (``∂s_i/∂a_{g,i} · u_j``), so the gradient's
     sum is one ``[G·k, B·K] × [B·K, in]`` matrix product over all streams and steps and
     the trace update one ``[G·k, K] × [K, in]`` product per stream; ``T_0`` is read twice
-    and written once per chunk instead of read three times and written once per step.
+    and written once per chunk instead of read twice and written once per step.
     """
     local = jax.vmap(jax.vmap(lambda s, x: local_derivatives(core, s, x)))(s_prev, u)
     d = jax.vmap(jax.vmap(lambda loc: recurrent_diagonal(core, loc)))(local)  # [B, K, m, m, k]
