@@ -202,6 +202,20 @@ def accuracy_cmd(args):
 # --- cost -------------------------------------------------------------------------------
 
 
+def accumulate(est, step, model, batch, inputs, loss):
+    """Scan ``step`` (``est.batch_step`` or ``est.batch_chunk_step``) over ``inputs`` from
+    fresh carries of ``batch`` streams, summing the gradients: ``((carry, grads), losses)``."""
+    c0 = jax.vmap(lambda _: est.init(model))(jnp.arange(batch))
+    zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
+
+    def body(acc, xt):
+        c, g = acc
+        c, out = step(model, c, *xt, loss)
+        return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
+
+    return jax.lax.scan(body, (c0, zero), inputs)
+
+
 def cost_cmd(args):
     if any(args.T % k for k in args.K):
         raise SystemExit(f"every --K ({args.K}) must divide --T {args.T}")
@@ -227,20 +241,7 @@ def cost_one(batch, d_model, d_hidden, repeats, T=48, Ks=(48,), layers=4):
     def online(est):
         # what rx.OnlineLearner does per step: the estimator's batch_step over all streams
         # (stream-mean gradient), accumulated
-        @eqx.filter_jit
-        def run(model, xs, ts):
-            c0 = jax.vmap(lambda _: est.init(model))(jnp.arange(batch))
-            zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
-
-            def body(acc, xt):
-                c, g = acc
-                c, out = est.batch_step(model, c, *xt, loss)
-                g = jax.tree_util.tree_map(jnp.add, g, out.grads)
-                return (c, g), out.loss
-
-            return jax.lax.scan(body, (c0, zero), (xs, ts))
-
-        return run
+        return eqx.filter_jit(lambda model, xs, ts: accumulate(est, est.batch_step, model, batch, (xs, ts), loss))
 
     @eqx.filter_jit
     def spatial_only(model, xs, ts):
@@ -267,21 +268,9 @@ def cost_one(batch, d_model, d_hidden, repeats, T=48, Ks=(48,), layers=4):
 
     def chunked(est, K):
         # updates every K steps: chunk_step (batch_chunk_step over streams), K steps at once
-        @eqx.filter_jit
-        def run(model, xs, ts):
-            c0 = jax.vmap(lambda _: est.init(model))(jnp.arange(batch))
-            zero = jax.tree_util.tree_map(jnp.zeros_like, eqx.filter(model, eqx.is_inexact_array))
-            # [T, B, ...] -> [T/K, B, K, ...]
-            split = lambda a: a.reshape(T // K, K, *a.shape[1:]).swapaxes(1, 2)  # noqa: E731
-
-            def body(acc, xt):
-                c, g = acc
-                c, out = est.batch_chunk_step(model, c, *xt, loss)
-                return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
-
-            return jax.lax.scan(body, (c0, zero), (split(xs), split(ts)))
-
-        return run
+        split = lambda a: a.reshape(T // K, K, *a.shape[1:]).swapaxes(1, 2)  # noqa: E731  [T/K, B, K, ...]
+        return eqx.filter_jit(lambda model, xs, ts: accumulate(
+            est, est.batch_chunk_step, model, batch, (split(xs), split(ts)), loss))  # fmt: skip
 
     fns = {
         "inference": infer,
@@ -376,7 +365,6 @@ def scifar_child(method, d_model, d_hidden, layers, T, batch, repeats, K) -> Non
     labels = jax.random.randint(jax.random.key(2), (batch,), 0, 10)
     ts = jnp.broadcast_to(labels[:, None], (batch, T))
     loss = optax.softmax_cross_entropy_with_integer_labels
-    zero = jax.tree_util.tree_map(jnp.zeros_like, params)
 
     def inference(params, xs, ts):
         m = eqx.combine(params, static)
@@ -393,30 +381,16 @@ def scifar_child(method, d_model, d_hidden, layers, T, batch, repeats, K) -> Non
     def online(est):
         def run(params, xs, ts):
             m = eqx.combine(params, static)
-            c0 = jax.vmap(lambda _: est.init(m))(jnp.arange(batch))
-
-            def body(acc, xt):
-                c, g = acc
-                c, out = est.batch_step(m, c, *xt, loss)
-                return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
-
-            (_, g), losses = jax.lax.scan(body, (c0, zero), (xs.swapaxes(0, 1), ts.T))
+            (_, g), losses = accumulate(est, est.batch_step, m, batch, (xs.swapaxes(0, 1), ts.T), loss)
             return g, losses.mean()
 
         return run
 
     def chunked(params, xs, ts):  # OnlineLRU.batch_chunk_step over chunks of K steps
-        m = eqx.combine(params, static)
         est = rx.OnlineLRU()
-        c0 = jax.vmap(lambda _: est.init(m))(jnp.arange(batch))
         split = lambda a: a.reshape(batch, T // K, K, *a.shape[2:]).swapaxes(0, 1)  # noqa: E731
-
-        def body(acc, xt):
-            c, g = acc
-            c, out = est.batch_chunk_step(m, c, *xt, loss)
-            return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
-
-        (_, g), losses = jax.lax.scan(body, (c0, zero), (split(xs), split(ts)))
+        m = eqx.combine(params, static)
+        (_, g), losses = accumulate(est, est.batch_chunk_step, m, batch, (split(xs), split(ts)), loss)
         return g, losses.mean()
 
     fn = {"inference": inference, "BPTT": bptt, "online": online(rx.OnlineLRU()),

@@ -235,11 +235,11 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         (_, (losses, (state, y, traces))), (g_params, deltas) = jax.value_and_grad(
             batch_loss, argnums=(0, 1), has_aux=True
         )(params, probes)
-        g_cores = [self._stream_sum(core, tr, d, b) for core, tr, d in zip(cores, traces, deltas)]
+        g_cores = [self._stream_sum(core, tr, d) for core, tr, d in zip(cores, traces, deltas)]
         grads = add_core_grads(params, g_params, cores, g_cores)
         return TraceCarry(state, traces), StepOutput(y, losses, grads)
 
-    def _stream_sum(self, core, traces, deltas, b: int):
+    def _stream_sum(self, core, traces, deltas):
         """``Σ_b M_bᵀ δ_b`` for one core: traces and deltas carry the stream axis first."""
         frozen = jax.lax.stop_gradient(core)
         live = core_params(core)
@@ -248,11 +248,7 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
             (g,) = jax.linear_transpose(lambda v: self.influence(frozen, tr, v), live)(d)
             return g
 
-        if b <= UNROLL_STREAMS:
-            take = lambda tree, s: jax.tree_util.tree_map(lambda a: a[s], tree)  # noqa: E731
-            parts = [one(take(traces, s), take(deltas, s)) for s in range(b)]
-            return jax.tree_util.tree_map(lambda *gs: sum(gs[1:], gs[0]), *parts)
-        return jax.tree_util.tree_map(sum_over_streams, jax.vmap(one)(traces, deltas))
+        return sum_streams(one, traces, deltas)
 
     # --- K steps at once ------------------------------------------------------------------
 
@@ -271,10 +267,7 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         Estimators whose trace recursion allows it (linear in the traces: a backward sweep
         over the chunk plus matrix products over its steps) override this to enable
         :meth:`chunk_step`."""
-        raise ValueError(
-            f"{type(self).__name__} has no chunked form; call step (or batch_step) per step. "
-            "chunk_step is available for rx.OnlineLRU() and rx.SnAp(1) / rx.ColoR()."
-        )
+        raise _no_chunked_form(self)
 
     def chunk_step(self, model, carry: TraceCarry, xs, targets, loss_fn: LossFn, resets=None):
         """K steps with the parameters held fixed: the same carry, outputs and losses as K
@@ -339,7 +332,7 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
 
     def _chunk(self, model, carry: TraceCarry, xs, targets, loss_fn, resets=None):
         if not self.chunked:
-            self.chunk_cores((), (), (), (), None)  # raises, saying what to use instead
+            raise _no_chunked_form(self)
         if xs.shape[1] == 0:
             raise ValueError("chunk_step needs at least one step: xs has K = 0 steps.")
         cores = tuple(model.cores())
@@ -397,6 +390,13 @@ class AbstractTraceEstimator(AbstractOnlineEstimator):
         parts = self.chunk_cores(frozen, carry.traces, seen, deltas, keep)
         grads = add_core_grads(params, g_params, cores, [g for _, g in parts])
         return TraceCarry(state, tuple(tr for tr, _ in parts)), ChunkOutput(ys, losses, grads)
+
+
+def _no_chunked_form(estimator) -> ValueError:
+    return ValueError(
+        f"{type(estimator).__name__} has no chunked form; call step (or batch_step) per step. "
+        "chunk_step is available for rx.OnlineLRU() and rx.SnAp(1) / rx.ColoR()."
+    )
 
 
 def sum_streams(fn, *arrays):

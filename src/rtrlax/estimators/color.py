@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from ..cells.columnar import Columnar
 from ._traces import AbstractTraceEstimator
-from .snap import snap1_chunk, snap1_influence, snap1_init, snap1_step
+from .snap import snap1_chunk_cores, snap1_influence, snap1_init, snap1_step
 
 
 class ColoR(AbstractTraceEstimator):
@@ -61,4 +61,4 @@ class ColoR(AbstractTraceEstimator):
         return True
 
     def chunk_cores(self, cores, traces, seen, deltas, keep):
-        return [snap1_chunk(c, tr, s, u, d, keep) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]
+        return snap1_chunk_cores(cores, traces, seen, deltas, keep)

@@ -162,14 +162,12 @@ class OnlineLRU(AbstractTraceEstimator):
         ``e^B`` that sum is a ``[N, K] × [K, H]`` matrix product.  The trace at the
         chunk's end is ``e_K = λ^K e_0 + Σ_s λ^{K-s} imm_s``, another matrix product.  A
         stream that restarts at step s has its decay set to 0 there (``keep``)."""
-        out = []
         swept = self._sweep(cores, deltas, keep)
-        for core, tr, (s_prev, u), (a, p, k1) in zip(cores, traces, seen, swept):
-            out.append(self._chunk_core(core, tr, s_prev, u, a, p, k1))
-        return out
+        return [self._chunk_core(core, tr, s_prev, u, a, p, keep[:, 0])
+                for core, tr, (s_prev, u), (a, p) in zip(cores, traces, seen, swept)]  # fmt: skip
 
-    def _sweep(self, cores, deltas, keep) -> list[tuple[Complex, Complex | None, Array]]:
-        """Per core ``(a, p, keep_1)``: ``a_s = δ̄_s + λ κ_{s+1} a_{s+1}`` (``a_K = δ̄_K``)
+    def _sweep(self, cores, deltas, keep) -> list[tuple[Complex, Complex | None]]:
+        """Per core ``(a, p)``: ``a_s = δ̄_s + λ κ_{s+1} a_{s+1}`` (``a_K = δ̄_K``)
         and ``p_s = λ^{K-s}`` with the same restarts (``p_s = λ κ_{s+1} p_{s+1}``,
         ``p_K = 1``), each ``[B, K, N]``, where ``κ = keep`` is 0 at a stream's restarts;
         one backward scan over the chunk for all cores and streams together (the scan's
@@ -179,7 +177,7 @@ class OnlineLRU(AbstractTraceEstimator):
         ``a_s = δ̄_s`` and no powers."""
         conj = [(d[0], -d[1]) for d in deltas]
         if self.horizon is not None:
-            return [(c, None, keep[:, 0]) for c in conj]
+            return [(c, None) for c in conj]
         lam = [lambda_parts(c.nu_log, c.theta_log) for c in cores]
         lam_re = jnp.concatenate([lr for lr, _ in lam])
         lam_im = jnp.concatenate([li for _, li in lam])
@@ -208,7 +206,7 @@ class OnlineLRU(AbstractTraceEstimator):
         out, start = [], 0
         for c in cores:
             sl = slice(start, start + c.hidden_size)
-            out.append(((a[..., 0, sl], a[..., 1, sl]), (p[..., 0, sl], p[..., 1, sl]), keep[:, 0]))
+            out.append(((a[..., 0, sl], a[..., 1, sl]), (p[..., 0, sl], p[..., 1, sl])))
             start += c.hidden_size
         return out
 

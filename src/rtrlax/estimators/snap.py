@@ -151,17 +151,9 @@ def snap1_influence(core: AbstractGatedCell, traces: GatedTraces, tangent):
     return tuple(component(c) for c in range(traces.weight_ih.shape[0]))
 
 
-def _mat_t_vec(d, a):
-    """``Σ_c d[c, c', i] a[c, i]`` (Dᵀ a per unit; m is 1 or 2, so written out)."""
-    m = d.shape[0]
-    return jnp.stack([sum(d[c, cp] * a[c] for c in range(m)) for cp in range(m)])
-
-
-def _mat_mat(p, d):
-    """``Σ_q p[c, q, i] d[q, c', i]`` (per-unit matrix product, written out)."""
-    m = d.shape[0]
-    return jnp.stack([jnp.stack([sum(p[c, q] * d[q, cp] for q in range(m)) for cp in range(m)])
-                      for c in range(m)])  # fmt: skip
+def snap1_chunk_cores(cores, traces, seen, deltas, keep):
+    """``chunk_cores`` of SnAp-1 and ColoR: :func:`snap1_chunk` per core."""
+    return [snap1_chunk(c, tr, s, u, d, keep) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]
 
 
 def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta, keep=None):
@@ -195,18 +187,21 @@ def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta, 
     delta = jnp.stack(delta, axis=2)  # [B, K, m, k]
     m, k = d.shape[2], d.shape[-1]
     eye = jnp.broadcast_to(jnp.eye(m, dtype=d.dtype)[:, :, None], (d.shape[0], m, m, k))
+    # per stream: Dᵀ a (vectors [m, k]) and P D (per-unit [m, m] products), by mix_components
+    dt_vec = jax.vmap(lambda dd, aa: mix_components(jnp.swapaxes(dd, 0, 1), aa, 0))
+    mat_mat = jax.vmap(lambda pp, dd: mix_components(pp, dd, 1))
 
     def back(carry, inp):
         a_next, d_next, p = carry  # A_{s+1}, D_{s+1}, P_s (each with the stream axis)
         delta_s, d_s = inp
-        a = delta_s + jax.vmap(_mat_t_vec)(d_next, a_next)
-        return (a, d_s, jax.vmap(_mat_mat)(p, d_s)), (a, p)
+        a = delta_s + dt_vec(d_next, a_next)
+        return (a, d_s, mat_mat(p, d_s)), (a, p)
 
     time_major = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731
     init = (jnp.zeros_like(delta[:, 0]), jnp.zeros_like(d[:, 0]), eye)
     (a1, d1, p0), (a, p) = jax.lax.scan(back, init, (time_major(delta), time_major(d)), reverse=True)
     a, p = time_major(a), time_major(p)  # [B, K, m, k], [B, K, m, m, k]
-    b0 = jax.vmap(_mat_t_vec)(d1, a1)  # D_1ᵀ A_1 per stream: how T_0 reaches the losses
+    b0 = dt_vec(d1, a1)  # D_1ᵀ A_1 per stream: how T_0 reaches the losses
 
     def coeff(j):  # j [B, K, m(c'), G, k] -> (Σ_c A[c] j[c], Σ_c' P[c, c'] j[c'])
         q = sum(a[:, :, c, None, :] * j[:, :, c] for c in range(m))
@@ -456,10 +451,8 @@ class SnAp(AbstractTraceEstimator):
         return self.n == 1
 
     def chunk_cores(self, cores, traces, seen, deltas, keep):
-        """:func:`snap1_chunk` per core (``chunk_step``); SnAp-n with n ≥ 2 has none."""
-        if self.n != 1:
-            return super().chunk_cores(cores, traces, seen, deltas, keep)
-        return [snap1_chunk(c, tr, s, u, d, keep) for c, tr, (s, u), d in zip(cores, traces, seen, deltas)]
+        """:func:`snap1_chunk` per core (``chunk_step``; ``chunked`` is false for n ≥ 2)."""
+        return snap1_chunk_cores(cores, traces, seen, deltas, keep)
 
     def influence(self, core, traces, tangent):
         if self.n == 1:

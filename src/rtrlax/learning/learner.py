@@ -261,9 +261,11 @@ class OnlineLearner(eqx.Module):
         every = self.update_every
         while done < n_steps:
             n = min(chunk, n_steps - done)
-            if n > every and self._can_chunk(state, n - n % every, task):
-                n -= n % every  # whole updates at once; a remainder < K steps at the end
-            state, metrics = self._run_chunk(state, task, n, self._can_chunk(state, n, task))
+            whole = n - n % every if n >= every else n  # whole updates; a remainder at the end
+            chunked = self._can_chunk(state, whole, task)
+            if chunked:
+                n = whole
+            state, metrics = self._run_chunk(state, task, n, chunked)
             metrics = {k: float(v) for k, v in metrics.items()}
             done += n
             metrics["step"] = int(state.step)
@@ -297,10 +299,7 @@ class OnlineLearner(eqx.Module):
             return state, (jnp.mean(out.loss), met)
 
         state, (losses, met) = jax.lax.scan(body, state, None, length=n)
-        summary = {"loss": jnp.mean(losses)}
-        for k, (v, c) in met.items():
-            summary[k] = jnp.sum(v) / jnp.maximum(jnp.sum(c), 1)
-        return state, summary
+        return state, _summary(losses, met)
 
     def _run_chunk_k(self, state: LearnerState, task: AbstractTask, n: int, loss_fn):
         k = self.update_every
@@ -320,10 +319,7 @@ class OnlineLearner(eqx.Module):
             return state, (jnp.mean(out.loss), met)
 
         state, (losses, met) = jax.lax.scan(body, state, None, length=n // k)
-        summary = {"loss": jnp.mean(losses)}
-        for name, (v, c) in met.items():
-            summary[name] = jnp.sum(v) / jnp.maximum(jnp.sum(c), 1)
-        return state, summary
+        return state, _summary(losses, met)
 
     # --- driving with your own data ---------------------------------------------------------
 
@@ -393,6 +389,14 @@ class OnlineLearner(eqx.Module):
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _summary(losses, met) -> dict:
+    """A chunk's metrics: the mean loss and each task metric's sum over its count."""
+    summary = {"loss": jnp.mean(losses)}
+    for name, (v, c) in met.items():
+        summary[name] = jnp.sum(v) / jnp.maximum(jnp.sum(c), 1)
+    return summary
 
 
 def _rekey(carry, key):
