@@ -39,7 +39,6 @@ from .base import (
     AbstractOnlineEstimator,
     StepOutput,
     check_sequence,
-    mean_over_streams,
     split_params,
     sum_over_streams,
 )
