@@ -218,3 +218,26 @@ def test_resets_inside_a_chunk(make, est):
     assert diff(out_plain.grads, out_reset.grads) > 1e-6
     with pytest.raises(ValueError, match="resets must have shape"):
         est.batch_chunk_step(model, c_chunk, xs[0], ts[0], LOSS, resets=resets[:, :2])
+
+
+@pytest.mark.parametrize(
+    "make, est",
+    [(lambda: rx.LRU(3, 4, key=key(30), r_min=0.3, r_max=0.99), rx.OnlineLRU()),
+     (lambda: rx.Readout(rx.LRUCore(3, 4, key=key(31), r_min=0.3, r_max=0.99), 2, key=key(32)), rx.SnAp(1)),
+     (MODELS["columnar"], rx.ColoR())],
+    ids=["online-lru-layer", "snap1-lru-core", "color-rho0"],
+)  # fmt: skip
+def test_chunk_step_is_exact_where_the_estimator_is(make, est):
+    """Where the estimator is exact (a single LRU layer; SnAp-1 on a diagonal recurrence;
+    ColoR at ρ = 0), chunks equal jax.grad of the summed loss through the unrolled
+    sequence (rx.BPTT), float64 — also across a chunk boundary."""
+    model = make()
+    n_out = 3 if isinstance(model, rx.LRU) else 2
+    xs = jax.random.normal(key(33), (12, 3))
+    ts = jax.random.normal(key(34), (12, n_out))
+    exact, _ = rx.accumulate_grads(rx.BPTT(), model, xs, ts, LOSS)
+    carry = est.init(model)
+    carry, first = est.chunk_step(model, carry, xs[:5], ts[:5], LOSS)
+    _, second = est.chunk_step(model, carry, xs[5:], ts[5:], LOSS)
+    total = jax.tree_util.tree_map(jnp.add, first.grads, second.grads)
+    assert_close(total, exact, 1e-10)
