@@ -30,8 +30,8 @@ def test_color_equals_bptt_at_rho_zero(n, d, out, seed):
     g_bptt, l2 = rx.accumulate_grads(rx.BPTT(), model, xs, ts, _loss)
     assert _rel(g_color, g_bptt) <= 1e-10
     assert jnp.allclose(l1, l2)
-    # the recurrent weights of a columnar cell at ρ = 0 are diagonal and do learn
-    assert jnp.abs(jnp.diagonal(g_color.core.weight_hh, axis1=1, axis2=2)).sum() > 0
+    # each column's own recurrent weights do learn
+    assert jnp.abs(g_color.core.weight_self).sum() > 0
 
 
 @pytest.mark.slow  # benchmarks/gradient_alignment.py measures this over 50 networks per density
@@ -48,16 +48,29 @@ def test_color_is_biased_for_cross_column_connections():
 
 def test_columnar_mask_structure():
     cell = Columnar(3, 10, density=0.3, key=jax.random.key(0))
-    mask = cell.mask_hh
-    assert mask.shape == (4, 10, 10)
-    assert bool(jnp.all(jnp.diagonal(mask, axis1=1, axis2=2)))
+    mask = cell.mask_hh  # the cross-column connections only
+    assert mask.shape == (4, 10, 10) and cell.weight_self.shape == (4, 10)
+    assert not bool(jnp.any(jnp.diagonal(mask, axis1=1, axis2=2)))
     assert bool(jnp.all(mask == mask[0]))  # same connections for every gate
-    off = mask[0] & ~jnp.eye(10, dtype=bool)
-    assert 0 < int(off.sum()) < 90
-    plain = Columnar(3, 10, key=jax.random.key(0))
-    assert bool(jnp.all(plain.mask_hh[0] == jnp.eye(10, dtype=bool)))
+    assert 0 < int(mask[0].sum()) < 90
+    assert jnp.all(jnp.where(mask, 0.0, cell.weight_hh) == 0)
+    plain = Columnar(3, 10, key=jax.random.key(0))  # ρ = 0: no k × k weight at all
+    assert plain.weight_hh is None and plain.mask_hh is None
     s, y = plain(plain.initial_state(), jnp.ones(3))
     assert y.shape == (10,) and len(s) == 2
+
+
+def test_columnar_step_is_the_column_lstm():
+    # a = W_ih x + w_self ⊙ h_i + W_hh h + b per column, then the LSTM update
+    cell = Columnar(3, 6, density=0.4, key=jax.random.key(2))
+    h, c = jax.random.normal(jax.random.key(3), (2, 6))
+    x = jax.random.normal(jax.random.key(4), (3,))
+    a = cell.weight_ih @ x + cell.weight_self * h + cell.weight_hh @ h + cell.bias_ih
+    sig = jax.nn.sigmoid
+    c_new = sig(a[1]) * c + sig(a[0]) * jnp.tanh(a[2])
+    (h_t, c_t), y = cell((h, c), x)
+    assert jnp.allclose(c_t, c_new) and jnp.allclose(h_t, sig(a[3]) * jnp.tanh(c_new))
+    assert jnp.allclose(y, h_t)
 
 
 def test_columnar_network_readout_starts_at_zero():

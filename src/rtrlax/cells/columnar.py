@@ -2,13 +2,16 @@
 
 Every column sees the whole input ``x_t`` and its own previous output ``h_{t-1,i}``;
 optionally (density ``ρ > 0``) also the previous outputs of a fixed random set of other
-columns.  This is exactly an :class:`~rtrlax.cells.base.AbstractGatedCell` LSTM with
-``k = n_columns`` whose recurrent mask is the identity plus a random off-diagonal mask
-of density ``ρ`` (the same connections for the four gates), so every structured
-estimator of rtrlax works on it unchanged; with ``ρ = 0`` the recurrent Jacobian is
-diagonal and SnAp-1 (= :class:`~rtrlax.ColoR`) is exact RTRL.
+columns.  It is an :class:`~rtrlax.cells.base.AbstractGatedCell` LSTM with
+``k = n_columns`` whose own-column recurrent weights are a per-unit parameter
+``weight_self`` (``[4, k]``) and whose cross-column weights are ``weight_hh`` under a
+random off-diagonal mask of density ``ρ`` (the same connections for the four gates;
+``None`` at ``ρ = 0``), so every structured estimator of rtrlax works on it unchanged.
+With ``ρ = 0`` the recurrent Jacobian is diagonal, SnAp-1 (= :class:`~rtrlax.ColoR`) is
+exact RTRL, and its traces are ``O(k·d)`` numbers (no ``k × k`` weight to trace).
 
-Per column ``i`` (gates ``(i, f, g, o)``, ``a = W_ih x + w_hh ⊙ h + b``):
+Per column ``i`` (gates ``(i, f, g, o)``,
+``a = W_ih x + w_self ⊙ h_{t-1,i} + W_hh h_{t-1} + b``):
 
 .. math::
 
@@ -46,15 +49,17 @@ class Columnar(AbstractGatedCell):
         key: PRNG key for weights and mask.
 
     Weights are U(−b, b) with ``b = 1/sqrt(input_size + 1 + fan-in from columns)``;
-    biases zero.
+    biases zero.  ``weight_self[g, i]`` is column ``i``'s weight on its own previous
+    output; ``weight_hh``/``mask_hh`` hold only the cross-column connections.
     """
 
     weight_ih: Float[Array, "4 columns input"]
-    weight_hh: Float[Array, "4 columns columns"]
+    weight_hh: Float[Array, "4 columns columns"] | None
     bias_ih: Float[Array, "4 columns"]
     bias_hh: None
     mask_ih: None
-    mask_hh: Bool[Array, "4 columns columns"]
+    mask_hh: Bool[Array, "4 columns columns"] | None
+    weight_self: Float[Array, "4 columns"]
     input_size: int = eqx.field(static=True)
     hidden_size: int = eqx.field(static=True)
     density: float = eqx.field(static=True)
@@ -79,16 +84,22 @@ class Columnar(AbstractGatedCell):
         dtype = default_dtype(dtype)
         k_mask, k_ih, k_hh = jax.random.split(key, 3)
         n = n_columns
-        off = jax.random.uniform(k_mask, (n, n)) < density
-        mask = jnp.eye(n, dtype=bool) | (off & ~jnp.eye(n, dtype=bool))
-        mask_hh = jnp.broadcast_to(mask, (4, n, n))
+        eye = jnp.eye(n, dtype=bool)
+        off = (jax.random.uniform(k_mask, (n, n)) < density) & ~eye
         bound = 1.0 / math.sqrt(input_size + 1 + density * (n - 1))
         self.weight_ih = uniform_weight(k_ih, (4, n, input_size), bound, None, dtype)
-        self.weight_hh = uniform_weight(k_hh, (4, n, n), bound, mask_hh, dtype)
+        # One [4, n, n] draw split into its diagonal and its masked off-diagonal part:
+        # the same initial network for a given key whatever the storage.
+        w_hh = uniform_weight(k_hh, (4, n, n), bound, None, dtype)
+        self.weight_self = jnp.diagonal(w_hh, axis1=1, axis2=2)
+        if density > 0.0:
+            self.mask_hh = jnp.broadcast_to(off, (4, n, n))
+            self.weight_hh = jnp.where(self.mask_hh, w_hh, 0)
+        else:
+            self.mask_hh = self.weight_hh = None
         self.bias_ih = jnp.zeros((4, n), dtype)
         self.bias_hh = None
         self.mask_ih = None
-        self.mask_hh = mask_hh
         self.input_size, self.hidden_size, self.density = input_size, n, density
 
     @property
@@ -102,7 +113,7 @@ class Columnar(AbstractGatedCell):
         return state[0]
 
     def pointwise(self, ax, ah, state):
-        return lstm_pointwise(ax, ah, state)
+        return lstm_pointwise(ax, ah + self.weight_self * state[0], state)
 
     def output(self, state):
         return state[0]

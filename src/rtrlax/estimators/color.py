@@ -13,8 +13,9 @@ column's own 2×2 Jacobian
     + \\begin{pmatrix} \\partial h_{t,i}/\\partial\\theta \\\\ \\partial c_{t,i}/\\partial\\theta \\end{pmatrix},
     \\qquad \\frac{d\\ell_t}{d\\theta} \\approx \\frac{\\partial \\ell_t}{\\partial h_{t,i}} TH_t .
 
-This *is* SnAp-1 on the :class:`~rtrlax.Columnar` cell (an LSTM whose recurrent mask is
-the identity plus an off-diagonal mask of density ρ): SnAp-1 keeps, for every
+This *is* SnAp-1 on the :class:`~rtrlax.Columnar` cell (an LSTM whose own-column
+recurrent weights are per-unit parameters and whose cross-column weights carry an
+off-diagonal mask of density ρ): SnAp-1 keeps, for every
 parameter of unit ``i``, its influence on unit ``i``'s ``(h, c)`` and uses only the
 diagonal blocks of ``D_t``.  So ColoR shares ``snap.py``'s ``snap1_init`` /
 ``snap1_step`` / ``snap1_influence`` and the shared trace driver; this class only
@@ -23,8 +24,9 @@ restricts the models it accepts to columnar cores (including the stages of
 whose earlier stages are frozen and act as inputs); biased for ρ > 0 (dropping the
 cross-column terms).
 
-Memory ``2p`` (two traces per column parameter); time ``O(p)`` per step — about
-the cost of one BPTT step.
+Memory ``2p`` (two traces per stored parameter: ``4k(d + 2)`` for ``k`` columns on ``d``
+inputs at ρ = 0; at ρ > 0 also every entry of the masked ``4 × k × k`` cross-column
+weight); time ``O(p)`` per step — about the cost of one BPTT step.
 """
 
 from __future__ import annotations

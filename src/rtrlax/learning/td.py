@@ -140,7 +140,7 @@ class ColumnarTDState(NamedTuple):
     All parameters live in one flat vector ``theta = [P.ravel(), w, b]`` (one fused
     update per step; separate small arrays would cost a kernel each), where the column
     parameters are packed input-major as ``P[j, g, i]`` =
-    ``[W_ih[g, i, :], w_hh[g, i, i], b[g, i]][j]`` (``[d + 2, 4, k]``), so that
+    ``[W_ih[g, i, :], w_self[g, i], b[g, i]][j]`` (``[d + 2, 4, k]``), so that
     ``a[g, i] = Σ_j P[j, g, i] z[j, i]`` with ``z[:, i] = [x_t, h_{t-1,i}, 1]``; ``w``,
     ``b`` are the readout.  Input-major, every sum in the step runs over leading
     slices: XLA:CPU fuses those into element-wise loops, while a matrix product or a
@@ -214,8 +214,7 @@ class ColumnarTD(eqx.Module):
                 "ColumnarTD is the fused path for rx.Readout(rx.Columnar(d, k), 1) with "
                 "density 0; use TDLambda(rx.ColoR(), td_rmsprop(lr)) for other models."
             )
-        w_hh = jnp.diagonal(core.weight_hh, axis1=1, axis2=2)
-        P = jnp.concatenate([core.weight_ih, w_hh[..., None], core.bias_ih[..., None]], -1)
+        P = jnp.concatenate([core.weight_ih, core.weight_self[..., None], core.bias_ih[..., None]], -1)
         P = jnp.moveaxis(P, -1, 0)  # [d + 2, 4, k]
         theta = jnp.concatenate([P.ravel(), model.weight[0].astype(P.dtype), model.bias.astype(P.dtype)])
         zt, zP = jnp.zeros_like(theta), jnp.zeros_like(P)
@@ -245,12 +244,11 @@ class ColumnarTD(eqx.Module):
             )
         P, w, b = self.unpack(state)
         P = jnp.moveaxis(P, 0, -1)  # [4, k, d + 2]
-        d, k = model.core.input_size, model.core.hidden_size
-        w_hh = P[..., d][..., None] * jnp.eye(k, dtype=P.dtype)
+        d = model.core.input_size
         return eqx.tree_at(
-            lambda m: (m.core.weight_ih, m.core.weight_hh, m.core.bias_ih, m.weight, m.bias),
+            lambda m: (m.core.weight_ih, m.core.weight_self, m.core.bias_ih, m.weight, m.bias),
             model,
-            (P[..., :d], w_hh.astype(model.core.weight_hh.dtype), P[..., d + 1], w[None], b[None]),
+            (P[..., :d], P[..., d], P[..., d + 1], w[None], b[None]),
         )
 
     def step(self, s: ColumnarTDState, x: Array, cumulant) -> tuple[ColumnarTDState, Array]:
@@ -264,7 +262,7 @@ class ColumnarTD(eqx.Module):
                 f"x has shape {x.shape}; this state expects {(d2 - 2,) + streams} (input "
                 "features first, then the stream axis when the state holds several streams)"
             )
-        # a[g, i] = Σ_j W_ih[g, i, j] x_j + w_hh[g, i] h_i + b[g, i], as element-wise terms
+        # a[g, i] = Σ_j W_ih[g, i, j] x_j + w_self[g, i] h_i + b[g, i], as element-wise terms
         a = sum(P[j] * x[j] for j in range(d2 - 2)) + P[d2 - 2] * s.h + P[d2 - 1]
         ig, fg, og = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
         gg = jnp.tanh(a[2])
