@@ -90,7 +90,9 @@ def local_derivatives(core: AbstractGatedCell, state: State, u: Array) -> GatedL
 
 
 def materialize(tree: PyTree) -> PyTree:
-    """Compute each (small) array of ``tree`` into its own buffer before it is used.
+    """Compute each (small) array of ``tree`` into its own buffer before it is used
+    (no estimator uses it any more; ``benchmarks/snap_floor.py`` and
+    ``benchmarks/stream_sum.py`` do, to reproduce their measurements).
 
     The per-unit coefficients of a trace update are O(k) numbers that multiply O(p)
     trace entries.  XLA's CPU fusion otherwise inlines their whole (cheap but long)
@@ -120,16 +122,21 @@ def recurrent_diagonal(core: AbstractGatedCell, local: GatedLocal) -> Float[Arra
     return d
 
 
-def mix_components(d: Float[Array, "m m hidden"], trace: Array, unit_axis: int) -> Array:
+def mix_components(d: Float[Array, "m m hidden"], trace, unit_axis: int):
     """``Σ_c' d[c, c', i] trace[c', ..., i, ...]`` with the unit axis of ``trace[c']`` at
-    ``unit_axis``; written as element-wise products (m is 1 or 2)."""
+    ``unit_axis``; written as element-wise products (m is 1 or 2).  ``trace`` is a
+    stacked ``[m, …]`` array (the result is stacked too) or a tuple of ``m`` arrays
+    (the result is a tuple: each component can then be updated in place)."""
     m = d.shape[0]
+    components = isinstance(trace, tuple)
+    ndim = trace[0].ndim if components else trace.ndim - 1
 
     def along(v):  # broadcast a [k] vector along the unit axis of one trace slice
-        shape = [1] * (trace.ndim - 1)
+        shape = [1] * ndim
         shape[unit_axis] = v.shape[0]
         return v.reshape(shape)
 
-    if m == 1:  # no stack/slice: XLA can then update the trace in place
+    if m == 1 and not components:  # no stack/slice: XLA can then update it in place
         return along(d[0, 0]) * trace
-    return jnp.stack([sum(along(d[c, cp]) * trace[cp] for cp in range(m)) for c in range(m)])
+    mixed = tuple(sum(along(d[c, cp]) * trace[cp] for cp in range(m)) for c in range(m))
+    return mixed if components else jnp.stack(mixed)

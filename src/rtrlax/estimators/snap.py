@@ -49,7 +49,6 @@ from jaxtyping import Array, PyTree
 from ..cells.base import AbstractGatedCell
 from ._gated import (
     local_derivatives,
-    materialize,
     mix_components,
     recurrent_diagonal,
     split_unit_params,
@@ -60,22 +59,28 @@ from ._traces import AbstractTraceEstimator, outer_per_stream, outer_sum, sum_st
 
 
 class GatedTraces(NamedTuple):
-    """SnAp-1 traces of a gated cell: each the parameter's shape with a leading m axis."""
+    """SnAp-1 traces of a gated cell, per state component ``c``: each field a tuple of
+    ``m`` arrays of the parameter's shape (``unit``: the unit parameters' pytree with a
+    tuple of ``m`` arrays per leaf).  Separate arrays rather than one stacked
+    ``[m, …]`` array, so that the update ``T_c ← Σ_c' D[c, c'] T_c' + I_c`` is one
+    fused loop that writes every component in place: a stacked array would be copied
+    every step (each component's update reads the other's old values), which made
+    LSTM-type cells (m = 2) several times slower at large trace sizes."""
 
-    weight_ih: Array
-    weight_hh: Array | None
-    bias_ih: Array | None
-    bias_hh: Array | None
+    weight_ih: tuple
+    weight_hh: tuple | None
+    bias_ih: tuple | None
+    bias_hh: tuple | None
     unit: PyTree
 
 
-def _zeros_like_with_m(m, a):
-    return None if a is None else jnp.zeros((m,) + a.shape, a.dtype)
+def _is_components(x) -> bool:
+    return isinstance(x, tuple)
 
 
 def snap1_init(core: AbstractGatedCell) -> GatedTraces:
     m = len(core.initial_state())
-    z = lambda a: _zeros_like_with_m(m, a)  # noqa: E731
+    z = lambda a: None if a is None else tuple(jnp.zeros(a.shape, a.dtype) for _ in range(m))  # noqa: E731
     return GatedTraces(
         z(core.weight_ih),
         z(core.weight_hh),
@@ -89,26 +94,21 @@ def snap1_step(core: AbstractGatedCell, traces: GatedTraces, state, u, *, carry_
     """One SnAp-1 step.  ``carry_over=False`` drops ``D_t M_{t-1}`` (1-step truncation)."""
     local = local_derivatives(core, state, u)
     d = recurrent_diagonal(core, local) if carry_over else None
-    # Materialise the per-unit coefficients (O(k) numbers) before the O(p) trace update:
-    # otherwise XLA fuses their whole computation into the update's loop and redoes it
-    # for every trace entry, which made SnAp-1 several times slower.
-    a_x, a_h, d, j_unit, u, h = materialize(
-        (local.a_x, local.a_h, d, local.j_unit, local.u, local.h)
-    )
-    if carry_over:
-        mix = lambda t, axis: mix_components(d, t, axis)  # noqa: E731
-    else:
-        mix = lambda t, axis: jnp.zeros_like(t)  # noqa: E731
+    a_x, a_h, j_unit, u, h = local.a_x, local.a_h, local.j_unit, local.u, local.h
+
+    def update(t, imm, unit_axis):  # T_c <- Σ_c' D[c, c'] T_c' + imm[c], per component
+        if t is None:
+            return None
+        mixed = mix_components(d, t, unit_axis) if carry_over else (0,) * len(t)
+        return tuple(mc + imm[c] for c, mc in enumerate(mixed))
 
     new = GatedTraces(
-        weight_ih=mix(traces.weight_ih, 1) + a_x[..., None] * u,
-        weight_hh=None
-        if traces.weight_hh is None
-        else mix(traces.weight_hh, 1) + a_h[..., None] * h,
-        bias_ih=None if traces.bias_ih is None else mix(traces.bias_ih, 1) + a_x,
-        bias_hh=None if traces.bias_hh is None else mix(traces.bias_hh, 1) + a_h,
+        weight_ih=update(traces.weight_ih, a_x[..., None] * u, 1),
+        weight_hh=update(traces.weight_hh, a_h[..., None] * h, 1),
+        bias_ih=update(traces.bias_ih, a_x, 1),
+        bias_hh=update(traces.bias_hh, a_h, 1),
         unit=jax.tree_util.tree_map(
-            lambda t, j: mix(t, t.ndim - 2) + j, traces.unit, j_unit
+            lambda t, j: update(t, j, t[0].ndim - 1), traces.unit, j_unit, is_leaf=_is_components
         ),
     )
     return local.state, new
@@ -129,7 +129,10 @@ def snap1_influence(core: AbstractGatedCell, traces: GatedTraces, tangent):
     w_ih = masked("weight_ih", core.mask_ih)
     w_hh = None if traces.weight_hh is None else masked("weight_hh", core.mask_hh)
     unit_pairs = list(
-        zip(jax.tree_util.tree_leaves(traces.unit), jax.tree_util.tree_leaves(unit_params(tangent)))
+        zip(
+            jax.tree_util.tree_leaves(traces.unit, is_leaf=_is_components),
+            jax.tree_util.tree_leaves(unit_params(tangent)),
+        )
     )
 
     def component(c):
@@ -144,11 +147,11 @@ def snap1_influence(core: AbstractGatedCell, traces: GatedTraces, tangent):
         if traces.bias_hh is not None:
             out = out + (traces.bias_hh[c] * tangent.bias_hh).sum(axis=0)
         for t, dt in unit_pairs:
-            k = t.shape[-1]
+            k = t[c].shape[-1]
             out = out + (t[c] * dt).reshape(-1, k).sum(0)
         return out
 
-    return tuple(component(c) for c in range(traces.weight_ih.shape[0]))
+    return tuple(component(c) for c in range(len(traces.weight_ih)))
 
 
 def snap1_chunk_cores(cores, traces, seen, deltas, keep):
@@ -180,10 +183,6 @@ def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta, 
     d = jax.vmap(jax.vmap(lambda loc: recurrent_diagonal(core, loc)))(local)  # [B, K, m, m, k]
     if keep is not None:
         d = d * keep[:, :, None, None, None]
-    # Materialised, or XLA recomputes the whole per-unit derivative chain (tanh, sigmoid)
-    # inside every consumer, several of which are [B, K, G, k]-sized (see snap1_step).
-    a_x, a_h, d, j_unit = materialize((local.a_x, local.a_h, d, local.j_unit))
-    local = local._replace(a_x=a_x, a_h=a_h, j_unit=j_unit)
     delta = jnp.stack(delta, axis=2)  # [B, K, m, k]
     m, k = d.shape[2], d.shape[-1]
     eye = jnp.broadcast_to(jnp.eye(m, dtype=d.dtype)[:, :, None], (d.shape[0], m, m, k))
@@ -216,37 +215,46 @@ def snap1_chunk(core: AbstractGatedCell, traces: GatedTraces, s_prev, u, delta, 
         return v.reshape(shape)
 
     def with_t0(t0, unit_axis):  # (Σ_b Σ_c b0[b, c] T_0[b, c], P_0 T_0 per stream)
+        # t0: the m components, each [B, …]; unit_axis: in one stream's component
         g = sum_streams(lambda bb, t: sum(along(bb[c], t[c], unit_axis) * t[c] for c in range(m)),
                         b0, t0)  # fmt: skip
         return g, jax.vmap(lambda pp, t: mix_components(pp, t, unit_axis))(p0, t0)
 
+    def plus(t, new):  # add new(c) to each component
+        return tuple(tc + new(c) for c, tc in enumerate(t))
+
     q_x, r_x = coeff(local.a_x)
     q_h, r_h = coeff(local.a_h)
     g_ih, t_ih = with_t0(traces.weight_ih, 1)
-    lin = {"weight_ih": (g_ih + outer_sum(q_x, local.u), t_ih + outer_per_stream(r_x, local.u),
+    lin = {"weight_ih": (g_ih + outer_sum(q_x, local.u),
+                         plus(t_ih, lambda c: outer_per_stream(r_x[:, :, c], local.u)),
                          core.mask_ih)}  # fmt: skip
     if traces.weight_hh is not None:
         g_hh, t_hh = with_t0(traces.weight_hh, 1)
-        lin["weight_hh"] = (g_hh + outer_sum(q_h, local.h), t_hh + outer_per_stream(r_h, local.h),
+        lin["weight_hh"] = (g_hh + outer_sum(q_h, local.h),
+                            plus(t_hh, lambda c: outer_per_stream(r_h[:, :, c], local.h)),
                             core.mask_hh)  # fmt: skip
     for name, q, r in (("bias_ih", q_x, r_x), ("bias_hh", q_h, r_h)):
         t0 = getattr(traces, name)
         if t0 is not None:
             g, t = with_t0(t0, 1)
-            lin[name] = (g + q.sum((0, 1)), t + r.sum(1), None)
+            lin[name] = (g + q.sum((0, 1)), plus(t, lambda c, r=r: r[:, :, c].sum(1)), None)
 
-    def unit_leaf(t0, j):  # t0 [B, m, ..., k], j [B, K, m, ..., k]
-        g, t = with_t0(t0, t0.ndim - 3)
+    class Part(NamedTuple):  # one unit leaf's (gradient, end traces)
+        g: Array
+        t: tuple
+
+    def unit_leaf(t0, j):  # t0: m components [B, ..., k]; j [B, K, m, ..., k]
+        g, t = with_t0(t0, t0[0].ndim - 2)
         bcast = lambda v: v.reshape(*v.shape[:2], *([1] * (j.ndim - 4)), k)  # noqa: E731
         g = g + sum(bcast(a[:, :, c]) * j[:, :, c] for c in range(m)).sum((0, 1))
-        t = t + jnp.stack([sum(bcast(p[:, :, c, cp]) * j[:, :, cp] for cp in range(m)).sum(1)
-                           for c in range(m)], 1)  # fmt: skip
-        return g, t
+        t = plus(t, lambda c: sum(bcast(p[:, :, c, cp]) * j[:, :, cp] for cp in range(m)).sum(1))
+        return Part(g, t)
 
-    unit_pairs = jax.tree_util.tree_map(unit_leaf, traces.unit, local.j_unit)
-    is_pair = lambda x: isinstance(x, tuple)  # noqa: E731
-    unit_g = jax.tree_util.tree_map(lambda gt: gt[0], unit_pairs, is_leaf=is_pair)
-    unit_t = jax.tree_util.tree_map(lambda gt: gt[1], unit_pairs, is_leaf=is_pair)
+    unit_parts = jax.tree_util.tree_map(unit_leaf, traces.unit, local.j_unit, is_leaf=_is_components)
+    is_part = lambda x: isinstance(x, Part)  # noqa: E731
+    unit_g = jax.tree_util.tree_map(lambda part: part.g, unit_parts, is_leaf=is_part)
+    unit_t = jax.tree_util.tree_map(lambda part: part.t, unit_parts, is_leaf=is_part)
 
     masked = lambda g, mask: g if mask is None else jnp.where(mask, g, 0)  # noqa: E731
     names = list(lin)
