@@ -63,9 +63,9 @@ class GatedTraces(NamedTuple):
     ``m`` arrays of the parameter's shape (``unit``: the unit parameters' pytree with a
     tuple of ``m`` arrays per leaf).  Separate arrays rather than one stacked
     ``[m, …]`` array, so that the update ``T_c ← Σ_c' D[c, c'] T_c' + I_c`` is one
-    fused loop that writes every component in place: a stacked array would be copied
-    every step (each component's update reads the other's old values), which made
-    LSTM-type cells (m = 2) several times slower at large trace sizes."""
+    fused loop that writes every component in place: for m = 2 (LSTM, columnar) a
+    stacked array is copied every step, as each component's update reads the other's
+    old values."""
 
     weight_ih: tuple
     weight_hh: tuple | None
