@@ -39,7 +39,7 @@ import numpy as np
 import optax
 
 import rtrlax as rx
-from reference import bptt_chunk_grads
+from common import bptt_chunk_grads
 from rtrlax.cli import machine_description as machine
 from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits
 

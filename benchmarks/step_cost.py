@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 import rtrlax as rx
-from reference import bptt_chunk_grads
+from common import bptt_chunk_grads
 from rtrlax.cli import machine_description
 
 INPUT_SIZE = 32

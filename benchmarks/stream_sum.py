@@ -17,8 +17,8 @@ import time
 import jax
 import jax.numpy as jnp
 
+from common import materialize
 from rtrlax.cli import machine_description
-from rtrlax.estimators._gated import materialize
 
 
 def time_variant(mode: str, streams: int, k: int, steps: int, repeats: int) -> float:

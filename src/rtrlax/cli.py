@@ -225,9 +225,7 @@ def train(args, name, task, model, estimator, key, extra=None) -> dict:
         state = learner.init(key, batch_size=args.batch, task=task)
     history: dict[str, list] = {}
     t0 = time.perf_counter()
-    # chunks of whole updates, so a chunked estimator can take each update's K steps at once
-    every = args.update_every
-    chunk = args.chunk - args.chunk % every if args.chunk >= every else args.chunk
+    chunk = learner.whole_updates(args.chunk)  # a chunked estimator takes K steps at once
     with _bar(args.steps, f"{name} {args.estimator}", disable=args.quiet) as bar:
         done = 0
         while done < args.steps:

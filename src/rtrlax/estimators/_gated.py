@@ -89,28 +89,6 @@ def local_derivatives(core: AbstractGatedCell, state: State, u: Array) -> GatedL
     return GatedLocal(s_t, stop(u), stop(h), a_x, a_h, j_s, rho, j_unit)
 
 
-def materialize(tree: PyTree) -> PyTree:
-    """Compute each (small) array of ``tree`` into its own buffer before it is used
-    (no estimator uses it any more; ``benchmarks/snap_floor.py`` and
-    ``benchmarks/stream_sum.py`` do, to reproduce their measurements).
-
-    The per-unit coefficients of a trace update are O(k) numbers that multiply O(p)
-    trace entries.  XLA's CPU fusion otherwise inlines their whole (cheap but long)
-    computation into the trace update's loop and redoes it for every trace entry —
-    several times the cost of the update itself.  A scatter is never fused into its
-    consumers, so passing each array through an identity scatter stops that;
-    ``jax.lax.optimization_barrier`` does not (XLA CPU drops it before fusion).
-    """
-
-    def one(a):
-        if a is None or jnp.ndim(a) == 0:
-            return a
-        flat = a.reshape(-1)
-        return jnp.zeros_like(flat).at[jnp.arange(flat.shape[0])].set(flat, unique_indices=True).reshape(a.shape)
-
-    return jax.tree_util.tree_map(one, tree)
-
-
 def recurrent_diagonal(core: AbstractGatedCell, local: GatedLocal) -> Float[Array, "m m hidden"]:
     """The per-unit diagonal blocks of D_t: ``D_t[(c,i),(c',i)]``."""
     d = local.j_s

@@ -196,6 +196,13 @@ class OnlineLearner(eqx.Module):
         )
         return new_state, out
 
+    def whole_updates(self, n: int) -> int:
+        """``n`` rounded down to whole updates (a multiple of ``update_every``), or ``n``
+        itself when it is shorter than one update: a chunk length that lets a chunked
+        estimator take every update's K steps at once."""
+        k = self.update_every
+        return n - n % k if n >= k else n
+
     def _can_chunk(self, state: LearnerState, n: int, task: AbstractTask | None = None) -> bool:
         """Whether the next ``n`` steps run K at a time (host-side; reads the step count)."""
         k = self.update_every
@@ -258,10 +265,9 @@ class OnlineLearner(eqx.Module):
         history: dict[str, list] = {}
         bar = _progress_bar(n_steps, progress)
         done = 0
-        every = self.update_every
         while done < n_steps:
             n = min(chunk, n_steps - done)
-            whole = n - n % every if n >= every else n  # whole updates; a remainder at the end
+            whole = self.whole_updates(n)  # a remainder, if any, runs step by step at the end
             chunked = self._can_chunk(state, whole, task)
             if chunked:
                 n = whole
