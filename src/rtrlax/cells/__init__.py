@@ -5,3 +5,8 @@ from .lstm import LSTM
 from .lru import LRU, LRUCore
 from .vanilla import VanillaRNN
 from .columnar import Columnar, columnar_network
+from .elstm import ELSTM
+from .mingru import MinGRU
+from .minlstm import MinLSTM
+from .rglru import RGLRU
+from .rtu import RTU, NonlinearRTU

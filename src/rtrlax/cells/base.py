@@ -136,8 +136,120 @@ class AbstractGatedCell(AbstractCell):
         ax, ah = self.preactivations(state, x)
         return self.pointwise(ax, ah, state)
 
+    @property
+    def elementwise_recurrence(self) -> bool:
+        """Whether the cell *declares* its recurrence element-wise: no ``weight_hh``, or a
+        recurrent mask that keeps the diagonal only.  Then unit i's next state depends on
+        unit i's previous state alone, every parameter of unit i moves unit i only, and
+        SnAp-1 is exact RTRL.  ``rx.testing.check_cell`` verifies the declaration
+        numerically (``phi``/``rho`` must not mix units either).  Needs concrete masks."""
+        w = self.effective_weight_hh()
+        if w is None:
+            return True
+        if self.mask_hh is None:
+            return False
+        k = w.shape[-1]
+        return not bool(jnp.any(self.mask_hh & ~jnp.eye(k, dtype=bool)))
+
+
+class AbstractLinearGatedCell(AbstractGatedCell):
+    """A gated cell whose state is linear in itself, element-wise:
+
+    .. math::  s_t = A(a^x_t) \\odot s_{t-1} + b(a^x_t), \\qquad a^x_t = W_{ih} x_t + b_{ih}
+
+    with ``A`` and ``b`` functions of the current input only (no ``weight_hh``).  A
+    one-component state is real; a two-component state ``(re, im)`` is the real and
+    imaginary part of one complex state (LRU, RTU), and ``A``, ``b`` are complex.
+
+    Such a cell evaluates a whole sequence at once (:meth:`sequence`): the input maps
+    for all T steps as one matrix product, then the recurrence with
+    :func:`jax.lax.associative_scan` over the pairs ``(A_t, b_t)`` composed as
+    ``(A_2 A_1, A_2 b_1 + b_2)``.  Equal to stepping up to round-off (tested, float64).
+    Subclasses define :meth:`transition` besides the gated-cell maps; ``pointwise`` must
+    compute the same update one step at a time.
+    """
+
+    @abc.abstractmethod
+    def transition(self, ax: Float[Array, "gates hidden"]) -> tuple[Array, Array]:
+        """``(A_t, b_t)``, each ``[k]`` (complex for a two-component state), from ``a^x_t``."""
+
+    @property
+    def has_sequence(self) -> bool:
+        return True
+
+    def states(self, state: State, xs: Float[Array, "time input"]) -> State:
+        """Every state ``s_1 … s_T`` (each component ``[T, k]``) for the inputs ``xs``
+        ``[T, input]`` from ``state``, with a parallel scan."""
+        check_inputs(xs, self.input_size, type(self).__name__)
+        ax = jnp.einsum("gkd,td->tgk", self.effective_weight_ih(), xs)
+        if self.bias_ih is not None:
+            ax = ax + self.bias_ih
+        a, b = jax.vmap(self.transition)(ax)
+        return unpack_state(diagonal_scan(a, b, pack_state(state)), len(state))
+
+    def sequence(self, state: State, xs: Float[Array, "time input"]) -> tuple[State, Array]:
+        """``(s_T, ys)`` for the inputs ``xs`` ``[T, input]`` from ``state``: the same as
+        ``lax.scan(self, state, xs)``, evaluated with a parallel scan."""
+        states = self.states(state, xs)
+        return tuple(s[-1] for s in states), jax.vmap(self.output)(states)
+
+
+# --- sequence mode ----------------------------------------------------------------------
+
+
+def diagonal_scan(a: Array, b: Array, h0: Array) -> Array:
+    """All states ``h_t = a_t ⊙ h_{t-1} + b_t`` (``t = 1..T``; ``a``, ``b`` ``[T, …]``) with
+    ``jax.lax.associative_scan``: the prefix compositions ``(A_t, B_t)`` of the affine
+    maps, then ``h_t = A_t h_0 + B_t``.  Real or complex."""
+
+    def compose(first, second):
+        a1, b1 = first
+        a2, b2 = second
+        return a2 * a1, a2 * b1 + b2
+
+    a_cum, b_cum = jax.lax.associative_scan(compose, (a, b))
+    return a_cum * h0 + b_cum
+
+
+def pack_state(state: State) -> Array:
+    """A one-component state as is; a two-component ``(re, im)`` state as one complex array."""
+    if len(state) == 1:
+        return state[0]
+    if len(state) == 2:
+        return jax.lax.complex(state[0], state[1])
+    raise ValueError(
+        f"a linear gated cell has a state of one (real) or two (re, im) components, got "
+        f"{len(state)}."
+    )
+
+
+def unpack_state(h: Array, components: int) -> tuple:
+    return (h,) if components == 1 else (jnp.real(h), jnp.imag(h))
+
+
+def run_sequence(model, xs: Array, state: State | None = None) -> tuple[State, Array]:
+    """``(s_T, ys)``: ``model`` over the inputs ``xs`` ``[T, input]`` from ``state``
+    (default ``model.initial_state()``).  Uses the model's whole-sequence mode
+    (``model.sequence``) when it has one (``model.has_sequence``: cells linear in their
+    state, and stacks built only of such cells) and a ``lax.scan`` of steps otherwise;
+    both give the same numbers."""
+    if state is None:
+        state = model.initial_state()
+    if getattr(model, "has_sequence", False):
+        return model.sequence(state, xs)
+    return jax.lax.scan(lambda s, x: model(s, x), state, xs)
+
 
 # --- helpers shared by the cell files ---------------------------------------------------
+
+
+def check_inputs(xs: Array, input_size: int, who: str) -> None:
+    """Static (trace-time) shape check of a sequence of unbatched inputs ``[T, input]``."""
+    if jnp.ndim(xs) != 2 or xs.shape[1] != input_size:
+        raise ValueError(
+            f"{who}.sequence expects inputs of shape (T, {input_size}), got shape "
+            f"{tuple(jnp.shape(xs))}. Batch with jax.vmap over sequences."
+        )
 
 
 def _masked(w: Array, mask: Array | None) -> Array:

@@ -37,7 +37,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._types import State
-from .base import AbstractGatedCell, check_input, check_size, default_dtype, plain_core_call
+from .base import (
+    AbstractLinearGatedCell,
+    check_input,
+    check_size,
+    default_dtype,
+    plain_core_call,
+)
 
 
 def _check_ring(r_min: float, r_max: float, max_phase: float) -> None:
@@ -60,7 +66,7 @@ def lambda_parts(nu_log: Array, theta_log: Array) -> tuple[Array, Array]:
     return modulus * jnp.cos(phase), modulus * jnp.sin(phase)
 
 
-class LRUCore(AbstractGatedCell):
+class LRUCore(AbstractLinearGatedCell):
     """The LRU recurrence ``h_t = λ ⊙ h_{t-1} + γ ⊙ (B u_t)`` as a gated cell.
 
     State ``(h_re, h_im)``, each ``[N]``; ``weight_ih[0] = B_re``, ``weight_ih[1] = B_im``.
@@ -134,6 +140,11 @@ class LRUCore(AbstractGatedCell):
             lam_re * h_im + lam_im * h_re + gamma * ax[1],
         )
 
+    def transition(self, ax):
+        lam_re, lam_im = lambda_parts(self.nu_log, self.theta_log)
+        gamma = jnp.exp(self.gamma_log)
+        return jax.lax.complex(lam_re, lam_im), jax.lax.complex(gamma * ax[0], gamma * ax[1])
+
     def output(self, state):
         return state[0]
 
@@ -206,6 +217,18 @@ class LRU(eqx.Module):
 
     def __call__(self, state: State, u: Array) -> tuple[State, Array]:
         return self.forward(state, u, core_call=plain_core_call)
+
+    @property
+    def has_sequence(self) -> bool:
+        return True
+
+    def sequence(self, state: State, us: Float[Array, "time input"]) -> tuple[State, Array]:
+        """``(s_T, ys)`` over a whole sequence ``us`` ``[T, H]``: the input map and ``C``
+        as matrix products over all steps, the recurrence as a parallel scan (equal to
+        stepping; ``AbstractLinearGatedCell``)."""
+        h_re, h_im = self.core.states(state, us)
+        ys = h_re @ self.C_re.T - h_im @ self.C_im.T + self.D * us
+        return (h_re[-1], h_im[-1]), ys
 
 
 def make_lru_core(
