@@ -1,9 +1,17 @@
 """Backpropagation through time: the offline reference.
 
 ``accumulate_grads(BPTT(), ...)`` is ``jax.grad`` of ``Σ_t loss_fn(y_t, targets[t])``
-through a ``lax.scan`` of the model over the whole sequence.  It is not an online
-estimator (memory grows with the sequence); use :class:`~rtrlax.TBPTT` for the
-online truncated variant.
+through the model over the whole sequence.  It is not an online estimator (memory
+grows with the sequence); use :class:`~rtrlax.TBPTT` for the online truncated variant.
+
+**Sequence mode.**  When the model offers a whole-sequence evaluation
+(``model.has_sequence`` and ``model.sequence(state, xs) -> (s_T, ys)``: cells linear in
+their state — LRU, RTU, MinGRU, MinLSTM, RG-LRU — and deep stacks of them, see
+:class:`~rtrlax.cells.base.AbstractLinearGatedCell`), the forward pass applies every
+dense map to all steps at once and each diagonal recurrence with
+``jax.lax.associative_scan``, and ``jax.grad`` differentiates that.  The gradient is
+the same as through the step-by-step ``lax.scan`` (float64, round-off; tested);
+``BPTT(sequence_mode=False)`` forces the stepwise form.
 """
 
 from __future__ import annotations
@@ -16,14 +24,26 @@ from .base import AbstractEstimator, split_params
 
 
 class BPTT(AbstractEstimator):
-    """Full BPTT over a whole sequence (offline; see module docstring)."""
+    """Full BPTT over a whole sequence (offline; see module docstring).
+
+    Args:
+        sequence_mode: use the model's whole-sequence evaluation when it has one
+            (default); ``False`` always steps through time with ``lax.scan``.
+    """
+
+    sequence_mode: bool = eqx.field(default=True, static=True)
 
     def accumulate(self, model, xs, targets, loss_fn):
         """``(grads, losses)`` of the summed loss over the sequence ``xs``."""
         params, static = split_params(model)
+        use_sequence = self.sequence_mode and getattr(model, "has_sequence", False)
 
         def total(params):
             m = eqx.combine(params, static)
+            if use_sequence:
+                _, ys = m.sequence(m.initial_state(), xs)
+                losses = jax.vmap(loss_fn)(ys, targets)
+                return jnp.sum(losses), losses
 
             def body(state, xt):
                 x, target = xt

@@ -21,6 +21,12 @@ Norm: LayerNorm (per step, per stream — no batch statistics, so the network st
 unbatched, streamable model).  No dropout (the exactness tests need a deterministic
 model; add regularisation in the optimiser).
 
+Since the deep-stack work (nets/deep.py) this is the :class:`~rtrlax.nets.deep.DeepRNN`
+stack with the LRU layer and a GLU: ``LRUNet`` keeps its arguments, its parameter
+names (``blocks[l].lru``, ``blocks[l].glu``) and its numbers for a given key (no break:
+``DeepRNN(..., cell="lru")`` with the same key has the same parameters), and gains the
+whole-sequence mode (``sequence``, used by ``rx.BPTT()``).
+
 Only the LRU recurrences are cores (``cores()``); the encoder, norms, C, D, GLUs and
 the decoder are glue with instantaneous gradients under trace estimators.
 """
@@ -28,23 +34,20 @@ the decoder are glue with instantaneous gradients under trace estimators.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import equinox as eqx
 import jax
-import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, PRNGKeyArray
 
-from ..cells.base import check_input, check_size, default_dtype, plain_core_call
-from ..cells.lru import LRU, LRUCore
+from ..cells.base import check_size, default_dtype
+from ..cells.lru import LRU
+from .deep import AbstractBlock, AbstractDeepRNN, DeepState, glu
 
-
-class LRUNetState(NamedTuple):
-    layers: tuple  #: one (h_re, h_im) per layer
-    pool: tuple | None  #: (count, running sum of the last features) when pooling
+#: The state of an :class:`LRUNet` (the deep stacks' state).
+LRUNetState = DeepState
 
 
-class LRUBlock(eqx.Module):
+class LRUBlock(AbstractBlock):
     """``z + GLU(GELU(LRU(LayerNorm(z))))`` (final)."""
 
     norm: eqx.nn.LayerNorm
@@ -60,13 +63,15 @@ class LRUBlock(eqx.Module):
         )  # fmt: skip
         self.glu = eqx.nn.Linear(d_model, 2 * d_model, key=k_glu, dtype=dtype)
 
-    def forward(self, state, z, *, core_call):
-        state, v = self.lru.forward(state, self.norm(z), core_call=core_call)
-        a, b = jnp.split(self.glu(jax.nn.gelu(v)), 2)
-        return state, z + a * jax.nn.sigmoid(b)
+    @property
+    def layer(self) -> LRU:
+        return self.lru
+
+    def mix(self, v: Array) -> Array:
+        return glu(self.glu, v)
 
 
-class LRUNet(eqx.Module):
+class LRUNet(AbstractDeepRNN):
     """A stack of LRU blocks with a linear encoder and decoder (see module doc).
 
     Args:
@@ -117,46 +122,3 @@ class LRUNet(eqx.Module):
         )
         self.decoder = eqx.nn.Linear(d_model, output_size, key=k_dec, dtype=dtype)
         self.pool = bool(pool)
-
-    @property
-    def input_size(self) -> int:
-        return self.encoder.in_features
-
-    @property
-    def output_size(self) -> int:
-        return self.decoder.out_features
-
-    @property
-    def d_model(self) -> int:
-        return self.encoder.out_features
-
-    def initial_state(self) -> LRUNetState:
-        layers = tuple(b.lru.initial_state() for b in self.blocks)
-        if not self.pool:
-            return LRUNetState(layers, None)
-        dtype = self.encoder.weight.dtype
-        return LRUNetState(layers, (jnp.zeros((), dtype), jnp.zeros(self.d_model, dtype)))
-
-    def cores(self) -> tuple[LRUCore, ...]:
-        return tuple(b.lru.core for b in self.blocks)
-
-    def forward(
-        self, state: LRUNetState, x: Float[Array, " input"], *, core_call
-    ) -> tuple[LRUNetState, Array]:
-        check_input(x, self.input_size, "LRUNet")
-        z = self.encoder(x)
-        layers = []
-        for block, s in zip(self.blocks, state.layers):
-            s, z = block.forward(s, z, core_call=core_call)
-            layers.append(s)
-        pool = None
-        if self.pool:
-            count, total = state.pool
-            count = count + 1
-            total = jax.lax.stop_gradient(total) + z
-            z = total / count
-            pool = (count, total)
-        return LRUNetState(tuple(layers), pool), self.decoder(z)
-
-    def __call__(self, state: LRUNetState, x: Array) -> tuple[LRUNetState, Array]:
-        return self.forward(state, x, core_call=plain_core_call)
