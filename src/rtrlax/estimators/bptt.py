@@ -11,7 +11,11 @@ their state — LRU, RTU, MinGRU, MinLSTM, RG-LRU — and deep stacks of them, s
 dense map to all steps at once and each diagonal recurrence with
 ``jax.lax.associative_scan``, and ``jax.grad`` differentiates that.  The gradient is
 the same as through the step-by-step ``lax.scan`` (float64, round-off; tested);
-``BPTT(sequence_mode=False)`` forces the stepwise form.
+``BPTT(sequence_mode=False)`` forces the stepwise form.  ``chunk`` (default 32) runs
+the sequence mode on consecutive chunks of that many steps, carrying the state between
+them (:func:`~rtrlax.cells.base.run_sequence`): on CPU that keeps each layer's
+activations in cache (``docs/results/lru_sequence.md``); ``chunk=None`` evaluates all
+steps at once.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from ..cells.base import run_sequence
 from .base import AbstractEstimator, split_params
 
 
@@ -29,9 +34,11 @@ class BPTT(AbstractEstimator):
     Args:
         sequence_mode: use the model's whole-sequence evaluation when it has one
             (default); ``False`` always steps through time with ``lax.scan``.
+        chunk: steps per chunk of the sequence mode (``None``: the whole sequence).
     """
 
     sequence_mode: bool = eqx.field(default=True, static=True)
+    chunk: int | None = eqx.field(default=32, static=True)
 
     def accumulate(self, model, xs, targets, loss_fn):
         """``(grads, losses)`` of the summed loss over the sequence ``xs``."""
@@ -41,7 +48,7 @@ class BPTT(AbstractEstimator):
         def total(params):
             m = eqx.combine(params, static)
             if use_sequence:
-                _, ys = m.sequence(m.initial_state(), xs)
+                _, ys = run_sequence(m, xs, chunk=self.chunk)
                 losses = jax.vmap(loss_fn)(ys, targets)
                 return jnp.sum(losses), losses
 
