@@ -43,11 +43,12 @@ def test_lru_network_sequence_mode_equals_stepping(layers):
                     r_min=0.5, pool=layers % 2 == 0)  # fmt: skip
     xs, _ = data(net, layers, 40)
     s_step, y_step = stepwise(net, xs)
-    s_seq, y_seq = run_sequence(net, xs)
     assert net.has_sequence
-    np.testing.assert_allclose(y_seq, y_step, rtol=1e-12, atol=1e-12)
-    for a, b in zip(jax.tree_util.tree_leaves(s_seq), jax.tree_util.tree_leaves(s_step), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    for chunk in (None, 16):  # all at once; chunks of 16 steps and a remainder of 8
+        s_seq, y_seq = run_sequence(net, xs, chunk=chunk)
+        np.testing.assert_allclose(y_seq, y_step, rtol=1e-12, atol=1e-12)
+        for a, b in zip(jax.tree_util.tree_leaves(s_seq), jax.tree_util.tree_leaves(s_step), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -58,10 +59,11 @@ def test_bptt_in_sequence_mode_equals_stepwise_bptt(layers, pool):
     net = rx.LRUNet(3, 2, d_model=6, d_hidden=5, n_layers=layers, key=jax.random.key(9),
                     r_min=0.5, pool=pool)  # fmt: skip
     xs, ts = data(net, 9, 30)
-    g_seq, l_seq = rx.accumulate_grads(rx.BPTT(), net, xs, ts, mse)
     g_step, l_step = rx.accumulate_grads(rx.BPTT(sequence_mode=False), net, xs, ts, mse)
-    np.testing.assert_allclose(l_seq, l_step, rtol=1e-12)
-    assert rel_err(g_seq, g_step) <= 1e-12
+    for chunk in (None, 8):  # the whole sequence; chunks of 8 steps and a remainder of 6
+        g_seq, l_seq = rx.accumulate_grads(rx.BPTT(chunk=chunk), net, xs, ts, mse)
+        np.testing.assert_allclose(l_seq, l_step, rtol=1e-12)
+        assert rel_err(g_seq, g_step) <= 1e-12
 
 
 def last_layer_matches_bptt(name, layers, mixer="glu"):

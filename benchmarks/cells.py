@@ -1,0 +1,375 @@
+"""Element-wise cells in deep stacks: online (per-layer traces) vs BPTT vs spatial-only,
+and the per-step cost of each stack (issue 16).
+
+Subcommands (each writes its part of docs/results/cells.json; ``report`` writes
+docs/results/cells.md and cells.png):
+
+* ``quality`` — for each task, cell, depth and method, train a ``DeepRNN`` (3 seeds in
+  one vmapped run) with Adam on batches of whole sequences, every method seeing the
+  same sequences and the same number of updates: the update is the batch mean of
+  ``accumulate_grads(method, ...)`` over each sequence.  Methods: ``online`` =
+  ``rx.SnAp(1)`` (exact per-layer traces + spatial backprop between layers: the online
+  LRU's scheme), ``bptt`` = ``rx.BPTT()``, ``spatial`` = ``rx.TBPTT(1)`` (the
+  instantaneous gradient: backprop through the stack at time t only, no credit through
+  time).  Reports test accuracy (copy: per-bit on the recall steps; digits: the pooled
+  prediction at the last step).
+* ``cost`` — one stream, float32: time per step of an inference step (a ``lax.scan`` of
+  the model), of ``rx.SnAp(1).chunk_step`` over chunks of K = 48 steps (updates every 48
+  steps), and of BPTT through the same chunks of 48 (``common.bptt_chunk_grads``);
+  alternating repeats in one process, medians.
+
+Usage:
+  PYTHONPATH=src python benchmarks/cells.py quality --tasks digits copy --cells mingru elstm rtu --layers 1 2
+  PYTHONPATH=src python benchmarks/cells.py cost --cells mingru minlstm rglru rtu nonlinear-rtu elstm lru --layers 1 2 4
+  PYTHONPATH=src python benchmarks/cells.py report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import bptt_chunk_grads  # noqa: E402
+
+import rtrlax as rx  # noqa: E402
+from rtrlax.cells.base import run_sequence  # noqa: E402
+from rtrlax.nets.deep import DeepRNN  # noqa: E402
+from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
+JSON = RESULTS / "cells.json"
+METHODS = {"online": lambda: rx.SnAp(1), "bptt": lambda: rx.BPTT(), "spatial": lambda: rx.TBPTT(1)}
+MACHINE = (f"{platform.machine()} CPU, {os.cpu_count()} cores: a 2-core AMD EPYC VM shared with "
+           "~7 other engineers' tests and benchmarks (load average 10-20 during the runs); "
+           f"jax {jax.__version__}")  # fmt: skip
+
+
+def load() -> dict:
+    return json.loads(JSON.read_text()) if JSON.exists() else {}
+
+
+def save(part: str, value) -> None:
+    data = load()
+    data[part] = value
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    JSON.write_text(json.dumps(data, indent=1))
+
+
+# --- tasks as batches of whole sequences ------------------------------------------------
+
+
+def copy_setup():
+    task = rx.CopyTask()  # 7 bits, pattern 20, padding 7
+
+    def batch_of(key, n):
+        def one(k):
+            def body(s, _):
+                s, sample = task.sample(s)
+                return s, (sample.x, sample.target)
+
+            return jax.lax.scan(body, task.init(k), None, length=task.sequence_length)[1]
+
+        return jax.vmap(one)(jax.random.split(key, n))
+
+    def accuracy(ys, targets):  # per-bit accuracy on the scored (recall) steps
+        scored = targets.scored[..., None]
+        correct = ((ys > 0) == (targets.bits > 0.5)) & scored
+        return jnp.sum(correct) / (jnp.sum(scored) * task.bits)
+
+    return dict(input=task.input_size, output=task.output_size, pool=False, loss=task.loss,
+                train_batch=batch_of, test=batch_of(jax.random.key(12345), 256),
+                accuracy=accuracy, T=task.sequence_length)  # fmt: skip
+
+
+def digits_setup():
+    xs, ys = sequential_digits("train")
+    xt, yt = sequential_digits("test")
+    xs, ys = jnp.asarray(xs), jnp.asarray(ys)
+    targets = class_targets(ys, 64)
+
+    def accuracy(ys_, targets_):  # the pooled prediction at the last step
+        return jnp.mean(jnp.argmax(ys_[:, -1], -1) == targets_.label[:, -1])
+
+    def train_batch(key, batch):
+        idx = jax.random.choice(key, xs.shape[0], (batch,), replace=False)
+        return xs[idx], jax.tree_util.tree_map(lambda a: a[idx], targets)
+
+    return dict(input=1, output=10, pool=True, loss=class_loss, train_batch=train_batch,
+                test=(jnp.asarray(xt), class_targets(jnp.asarray(yt), 64)), accuracy=accuracy,
+                T=64)  # fmt: skip
+
+
+SETUPS = {"copy": copy_setup, "digits": digits_setup}
+
+
+def make_model(cell, setup_or_sizes, n_layers, key, d_model, d_hidden):
+    s = setup_or_sizes
+    return DeepRNN(s["input"], s["output"], cell=cell, d_model=d_model, d_hidden=d_hidden,
+                   n_layers=n_layers, key=key, pool=s["pool"], dtype=jnp.float32)  # fmt: skip
+
+
+# --- quality ----------------------------------------------------------------------------
+
+
+def train(setup, cell, method, n_layers, seeds, *, updates, batch, d_model, d_hidden, lr):
+    estimator = METHODS[method]()
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    models = eqx.filter_vmap(lambda k: make_model(cell, setup, n_layers, k, d_model, d_hidden))(keys)
+    opt = optax.adam(lr)
+    opt_states = eqx.filter_vmap(lambda m: opt.init(eqx.filter(m, eqx.is_inexact_array)))(models)
+    loss_fn = setup["loss"]
+
+    @eqx.filter_jit
+    def update(models, opt_states, data_key):
+        xs, targets = setup["train_batch"](data_key, batch)  # the same data for every seed
+
+        def one_seed(model, opt_state):
+            grads, losses = jax.vmap(
+                lambda x, t: rx.accumulate_grads(estimator, model, x, t, loss_fn)
+            )(xs, targets)
+            grads = jax.tree_util.tree_map(lambda g: g.mean(0), grads)
+            upd, opt_state = opt.update(grads, opt_state)
+            return eqx.apply_updates(model, upd), opt_state, losses.sum(-1).mean()
+
+        return eqx.filter_vmap(one_seed)(models, opt_states)
+
+    @eqx.filter_jit
+    def evaluate(models):
+        xs, targets = setup["test"]
+
+        def one_seed(model):
+            ys = jax.vmap(lambda x: run_sequence(model, x, chunk=32)[1])(xs)
+            return setup["accuracy"](ys, targets)
+
+        return eqx.filter_vmap(one_seed)(models)
+
+    t0 = time.perf_counter()
+    data_key = jax.random.key(999)
+    curve = []
+    for i in range(updates):
+        data_key, k = jax.random.split(data_key)
+        models, opt_states, loss = update(models, opt_states, k)
+        if (i + 1) % max(1, updates // 5) == 0 or i == 0:
+            curve.append((i + 1, np.asarray(loss).tolist()))
+    acc = np.asarray(evaluate(models)).tolist()
+    return dict(accuracy=acc, curve=curve, seconds=time.perf_counter() - t0)
+
+
+def quality_cmd(args):
+    cfg = dict(updates=args.updates, batch=args.batch, d_model=args.d_model,
+               d_hidden=args.d_hidden, lr=args.lr)  # fmt: skip
+    seeds = list(range(args.seeds))
+    out = load().get("quality", {})
+    out["config"] = dict(cfg, seeds=seeds, machine=MACHINE, command=" ".join(["python"] + sys.argv))
+    for task_name in args.tasks:
+        setup = SETUPS[task_name]()
+        for cell in args.cells:
+            for n_layers in args.layers:
+                for method in args.methods:
+                    name = f"{task_name}/{cell}/{n_layers}/{method}"
+                    if name in out and not args.redo:
+                        continue
+                    res = train(setup, cell, method, n_layers, seeds, **cfg)
+                    out[name] = res
+                    print(f"{name}: acc {np.round(res['accuracy'], 3)} ({res['seconds']:.0f} s)",
+                          flush=True)  # fmt: skip
+                    save("quality", out)
+
+
+# --- cost -------------------------------------------------------------------------------
+
+
+def cost_one(cell, n_layers, *, K, chunks, repeats, d_model, d_hidden):
+    sizes = dict(input=8, output=8, pool=False)
+    model = make_model(cell, sizes, n_layers, jax.random.key(0), d_model, d_hidden)
+    est = rx.SnAp(1)
+    loss = lambda y, t: jnp.mean((y - t) ** 2)  # noqa: E731
+    T = K * chunks
+    xs = jax.random.normal(jax.random.key(1), (T, 8), jnp.float32)
+    ts = jax.random.normal(jax.random.key(2), (T, 8), jnp.float32)
+    split = lambda a: a.reshape(chunks, K, *a.shape[1:])  # noqa: E731
+
+    @eqx.filter_jit
+    def inference(model, xs):
+        return jax.lax.scan(lambda s, x: model(s, x), model.initial_state(), xs)[1]
+
+    @eqx.filter_jit
+    def online(model, xs, ts):
+        def body(carry, inp):
+            carry, out = est.chunk_step(model, carry, *inp, loss)
+            return carry, out.loss.sum()
+
+        return jax.lax.scan(body, est.init(model), (split(xs), split(ts)))[1]
+
+    @eqx.filter_jit
+    def bptt(model, xs, ts):  # exact backprop through each chunk of K steps, one stream
+        def body(state, inp):
+            x, t = inp
+            l, state, g = bptt_chunk_grads(model, state, x[None], t[None], loss)
+            return state, (l, g)
+
+        s0 = jax.tree_util.tree_map(lambda a: a[None], model.initial_state())
+        return jax.lax.scan(body, s0, (split(xs), split(ts)))[1][0]
+
+    fns = {"inference": lambda: inference(model, xs), "online": lambda: online(model, xs, ts),
+           "bptt": lambda: bptt(model, xs, ts)}  # fmt: skip
+    for f in fns.values():
+        jax.block_until_ready(f())
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(f())
+            times[k].append((time.perf_counter() - t0) / T)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return dict(cell=cell, layers=n_layers, us_per_step={k: v * 1e6 for k, v in med.items()},
+                online_over_inference=med["online"] / med["inference"],
+                online_over_bptt=med["online"] / med["bptt"],
+                params=int(sum(a.size for a in jax.tree_util.tree_leaves(
+                    eqx.filter(model, eqx.is_inexact_array)))))  # fmt: skip
+
+
+def cost_cmd(args):
+    rows = load().get("cost", {}).get("rows", [])
+    for cell in args.cells:
+        for n_layers in args.layers:
+            row = cost_one(cell, n_layers, K=args.K, chunks=args.chunks, repeats=args.repeats,
+                           d_model=args.d_model, d_hidden=args.d_hidden)  # fmt: skip
+            rows = [r for r in rows if (r["cell"], r["layers"]) != (cell, n_layers)] + [row]
+            print(json.dumps(row), flush=True)
+            save("cost", dict(rows=rows, K=args.K, chunks=args.chunks, d_model=args.d_model,
+                              d_hidden=args.d_hidden, repeats=args.repeats, machine=MACHINE,
+                              command=" ".join(["python"] + sys.argv)))  # fmt: skip
+
+
+# --- report -----------------------------------------------------------------------------
+
+
+def report_cmd(args):
+    data = load()
+    lines = ["# Element-wise cells in deep stacks: online vs BPTT vs spatial, and cost", ""]
+    q = data.get("quality")
+    if q:
+        c = q["config"]
+        lines += [
+            "## Accuracy after the same budget",
+            "",
+            f"`DeepRNN` (encoder → N × [LayerNorm → cell → GELU → GLU → residual] → decoder), "
+            f"d_model {c['d_model']}, d_hidden {c['d_hidden']}, float32; Adam (lr {c['lr']}), "
+            f"{c['updates']} updates of {c['batch']} whole sequences each (every method the same "
+            f"sequences); {len(c['seeds'])} seeds (model initialisations). *online* = `rx.SnAp(1)` "
+            "(per-layer exact traces, spatial backprop between layers), *bptt* = `rx.BPTT()`, "
+            "*spatial* = `rx.TBPTT(1)` (no credit through time). Test accuracy, mean ± std over "
+            "seeds (copy: per-bit accuracy on the recall steps, chance 0.5; digits: the pooled "
+            "prediction at the last step, chance 0.1).",
+            "",
+            "| task | cell | layers | online | bptt | spatial | online − bptt |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        groups = {}
+        for name, r in q.items():
+            if name == "config":
+                continue
+            task, cell, layers, method = name.split("/")
+            groups.setdefault((task, cell, int(layers)), {})[method] = np.asarray(r["accuracy"])
+        for (task, cell, layers), m in sorted(groups.items()):
+            fmt = lambda a: f"{a.mean():.3f} ± {a.std():.3f}" if a is not None else "—"  # noqa: E731
+            diff = (f"{(m['online'] - m['bptt']).mean():+.3f}" if "online" in m and "bptt" in m else "—")
+            lines.append(f"| {task} | {cell} | {layers} | {fmt(m.get('online'))} | "
+                         f"{fmt(m.get('bptt'))} | {fmt(m.get('spatial'))} | {diff} |")  # fmt: skip
+        lines += ["", f"Machine: {c['machine']}.", f"Command: `{c['command']}`", ""]
+        _plot(groups)
+        lines += ["![accuracy](cells.png)", ""]
+    cost = data.get("cost")
+    if cost:
+        lines += [
+            f"## Cost per step (one stream, updates every K = {cost['K']} steps)",
+            "",
+            f"`DeepRNN` d_model {cost['d_model']}, d_hidden {cost['d_hidden']}, input/output 8, "
+            f"float32; {cost['chunks']} chunks of {cost['K']} steps per timed call, median of "
+            f"{cost['repeats']} alternating repeats. *inference*: a `lax.scan` of the model; "
+            f"*online*: `rx.SnAp(1).chunk_step` per chunk (per-layer traces, gradient at the "
+            f"chunk's end); *bptt*: exact backprop through each chunk of {cost['K']} steps "
+            "(`benchmarks/common.bptt_chunk_grads`, one stream).",
+            "",
+            "| cell | layers | params | inference µs/step | online µs/step | BPTT(48) µs/step | online / inference | online / BPTT |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in sorted(cost["rows"], key=lambda r: (r["cell"], r["layers"])):
+            u = r["us_per_step"]
+            lines.append(f"| {r['cell']} | {r['layers']} | {r['params']} | {u['inference']:.1f} | "
+                         f"{u['online']:.1f} | {u['bptt']:.1f} | {r['online_over_inference']:.2f} | "
+                         f"**{r['online_over_bptt']:.2f}** |")  # fmt: skip
+        lines += ["", f"Machine: {cost['machine']}.", f"Command: `{cost['command']}`", ""]
+    (RESULTS / "cells.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def _plot(groups):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({k[0] for k in groups})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        keys = sorted(k for k in groups if k[0] == task)
+        xs = np.arange(len(keys))
+        for i, (method, color) in enumerate([("online", "C0"), ("bptt", "C1"), ("spatial", "C2")]):
+            vals = [groups[k].get(method) for k in keys]
+            mean = [v.mean() if v is not None else np.nan for v in vals]
+            std = [v.std() if v is not None else 0 for v in vals]
+            ax.bar(xs + (i - 1) * 0.27, mean, 0.27, yerr=std, color=color, label=method)
+        ax.set_xticks(xs, [f"{k[1]}\n{k[2]}L" for k in keys], fontsize=8)
+        ax.set_title(task)
+        ax.set_ylabel("test accuracy")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "cells.png", dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--tasks", nargs="+", default=["digits", "copy"], choices=list(SETUPS))
+    q.add_argument("--cells", nargs="+", default=["mingru", "elstm", "rtu"])
+    q.add_argument("--layers", nargs="+", type=int, default=[1, 2])
+    q.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    q.add_argument("--seeds", type=int, default=3)
+    q.add_argument("--updates", type=int, default=150)
+    q.add_argument("--batch", type=int, default=16)
+    q.add_argument("--d-model", type=int, default=32)
+    q.add_argument("--d-hidden", type=int, default=32)
+    q.add_argument("--lr", type=float, default=3e-3)
+    q.add_argument("--redo", action="store_true")
+    c = sub.add_parser("cost")
+    c.add_argument("--cells", nargs="+", default=["mingru", "minlstm", "rglru", "rtu",
+                                                   "nonlinear-rtu", "elstm", "lru"])  # fmt: skip
+    c.add_argument("--layers", nargs="+", type=int, default=[1, 2, 4])
+    c.add_argument("--K", type=int, default=48)
+    c.add_argument("--chunks", type=int, default=4)
+    c.add_argument("--repeats", type=int, default=5)
+    c.add_argument("--d-model", type=int, default=64)
+    c.add_argument("--d-hidden", type=int, default=64)
+    sub.add_parser("report")
+    args = ap.parse_args()
+    {"quality": quality_cmd, "cost": cost_cmd, "report": report_cmd}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
