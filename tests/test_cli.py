@@ -220,3 +220,15 @@ def test_demo_runs_small(tmp_path, capsys):
     assert (tmp_path / "demo.png").stat().st_size > 1000
     rows = json.loads((tmp_path / "demo.json").read_text())["rows"]
     assert len(rows) == 4 and all(r[1] > 0 for r in rows)
+
+
+def test_trace_patterning_runs_and_checks_its_method(tmp_path, capsys):
+    out = tmp_path / "trace"
+    assert main(["run", "trace-patterning", "--steps", "2000", "--log", "1000", "--seeds", "1",
+                 "--quiet", "--out", str(out)]) == 0
+    hist = json.loads((out / "metrics.json").read_text())["history"]
+    assert hist["step"] == [1000, 2000] and all(m >= 0 for m in hist["msre"])
+    assert 'method = "columnar"' in (out / "config.toml").read_text()
+    with pytest.raises(SystemExit) as e:
+        main(["run", "trace-patterning", "--method", "tbptt-10"])
+    assert e.value.code == 2 and "tbptt-T:H" in capsys.readouterr().err
