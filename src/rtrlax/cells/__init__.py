@@ -4,7 +4,7 @@ from .gru import GRU
 from .lstm import LSTM
 from .lru import LRU, LRUCore
 from .vanilla import VanillaRNN
-from .columnar import Columnar, columnar_network
+from .columnar import Columnar
 from .elstm import ELSTM
 from .mingru import MinGRU
 from .minlstm import MinLSTM

@@ -1,3 +1,4 @@
 from .readout import Readout
 from .lru_net import LRUNet
+from .columnar import columnar_network
 from .deep import DeepRNN
