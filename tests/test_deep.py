@@ -109,3 +109,18 @@ def test_bad_configurations_fail_clearly():
     # run_sequence falls back to stepping
     _, ys = run_sequence(net, jnp.ones((3, 2)))
     np.testing.assert_allclose(ys, stepwise(net, jnp.ones((3, 2)))[1], rtol=1e-13)
+
+
+def test_registry_entries():
+    import rtrlax.experiments.elementwise  # noqa: F401  (registers; the lead lists it in PLUGINS)
+    from rtrlax.experiments import registry
+
+    for name in NEW_CELLS:
+        assert "elementwise" in registry.get("cell", name).tags
+        registry.check_pair("snap", name)
+    net = registry.make_network("deep", "minlstm", 3, 2, 4, key=jax.random.key(0), layers=2)
+    assert isinstance(net, DeepRNN) and len(net.cores()) == 2 and net.has_sequence
+    readout = registry.make_network("readout", "rtu", 3, 2, 4, key=jax.random.key(0))
+    assert readout(readout.initial_state(), jnp.ones(3))[1].shape == (2,)  # RTU output 2 × 4
+    with pytest.raises(ValueError, match="no recurrent weight matrix"):
+        registry.make_cell("elstm", 3, 4, key=jax.random.key(0), density=0.5)

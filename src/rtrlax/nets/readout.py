@@ -36,7 +36,9 @@ class Readout(eqx.Module):
         check_size("output_size", output_size)
         dtype = jax.tree_util.tree_leaves(eqx.filter(core, eqx.is_inexact_array))[0].dtype
         bound = 1.0 / math.sqrt(core.hidden_size)
-        shape = (output_size, core.hidden_size)
+        # the core's output width (hidden_size for most cells; 2 × hidden for an RTU)
+        width = jax.eval_shape(core.output, core.initial_state()).shape[0]
+        shape = (output_size, width)
         if zero_init:
             self.weight = jnp.zeros(shape, dtype)
         else:
