@@ -90,6 +90,7 @@ def test_fails_on_a_cell_that_is_not_jittable():
         check_cell(NotJittable(3, 4, key=KEY), verbose=False)
 
 
+@pytest.mark.slow
 def test_reports_the_snap1_gap_of_a_dense_cell_and_needs_float64():
     report = check_cell(rx.VanillaRNN(2, 3, key=KEY), steps=4, verbose=False)
     snap = [c for c in report if c.name == "SnAp(1) = RTRL"][0]
@@ -123,3 +124,17 @@ def test_check_model_on_a_deep_stack():
     names = {c.name: c.passed for c in report}
     assert names["RTRL = BPTT"] and names["sequence mode = stepping"]
     assert names["SnAp(1) = RTRL"] is None  # several cores: reported, not required
+
+
+@pytest.mark.slow
+def test_own_cell_doc_runs(capsys):
+    """Every python block of docs/own_cell.md, in order, as one script."""
+    import pathlib
+    import re
+
+    doc = pathlib.Path(__file__).resolve().parent.parent / "docs" / "own_cell.md"
+    code = "\n".join(re.findall(r"```python\n(.*?)```", doc.read_text(), re.S))
+    exec(compile(code, str(doc), "exec"), {"__name__": "own_cell_doc"})
+    out = capsys.readouterr().out
+    assert "[ok  ] SnAp(1) = RTRL" in out and "check failed: element-wise recurrence" in out
+    assert "[ok  ] sequence mode = stepping" in out
