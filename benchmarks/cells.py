@@ -156,7 +156,7 @@ def train(setup, cell, method, n_layers, seeds, *, updates, batch, d_model, d_hi
 
         return eqx.filter_vmap(one_seed)(models)
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     data_key = jax.random.key(999)
     curve = []
     for i in range(updates):
@@ -165,7 +165,8 @@ def train(setup, cell, method, n_layers, seeds, *, updates, batch, d_model, d_hi
         if (i + 1) % max(1, updates // 5) == 0 or i == 0:
             curve.append((i + 1, np.asarray(loss).tolist()))
     acc = np.asarray(evaluate(models)).tolist()
-    return dict(accuracy=acc, curve=curve, seconds=time.perf_counter() - t0)
+    return dict(accuracy=acc, curve=curve, seconds=time.perf_counter() - t0,
+                cpu_seconds=time.process_time() - cpu0)  # fmt: skip
 
 
 def quality_cmd(args):
@@ -184,8 +185,8 @@ def quality_cmd(args):
                         continue
                     res = train(setup, cell, method, n_layers, seeds, **cfg)
                     out[name] = res
-                    print(f"{name}: acc {np.round(res['accuracy'], 3)} ({res['seconds']:.0f} s)",
-                          flush=True)  # fmt: skip
+                    print(f"{name}: acc {np.round(res['accuracy'], 3)} ({res['seconds']:.0f} s, "
+                          f"{res['cpu_seconds']:.0f} s CPU)", flush=True)  # fmt: skip
                     save("quality", out)
 
 
