@@ -1,0 +1,192 @@
+"""Online RL: environment streams, the streaming actor-critic, TD(λ) prediction.
+
+Maths in float64 (conftest); the exactness tests replay a short fixed trajectory with
+the agent's parameters held fixed (``update_every`` longer than the trajectory) and
+compare the summed actor and critic increments with those formed from ``jax.jacrev``
+through the unrolled trunk.
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+pytest.importorskip("gymnax")
+
+import rtrlax as rx  # noqa: E402
+from rtrlax.agents.actor_critic import ActorCritic, trunk_input_size  # noqa: E402
+from rtrlax.estimators.base import split_params  # noqa: E402
+from rtrlax.tasks.envs import EnvStream, make_env  # noqa: E402
+
+GAMMA, LAM, AV, API, BETA = 0.9, 0.8, 0.7, 1.3, 0.05
+T, B = 7, 2
+ENV = make_env("CartPole-v1")  # obs 4, actions 2
+N_IN = trunk_input_size(ENV)  # 4 + 2 + 1
+SGD = optax.sgd(1.0)  # one optimizer object: agents built alike share their compiled chunks
+
+
+def _model(seed=0, hidden=3):
+    k1, k2 = jax.random.split(jax.random.key(seed))
+    return rx.Readout(rx.GRU(N_IN, hidden, key=k1), 1 + ENV.num_actions, key=k2)
+
+
+def _trajectory(seed=3):
+    k = jax.random.split(jax.random.key(seed), 3)
+    xs = jax.random.normal(k[0], (B, T, ENV.obs_size))
+    rewards = jax.random.normal(k[1], (B, T)).at[:, 0].set(0.0)
+    actions = jax.random.randint(k[2], (B, T), 0, ENV.num_actions)
+    firsts = np.zeros((B, T), bool)
+    firsts[:, 0] = True
+    firsts[0, 3] = True  # stream 0 starts a new episode at step 3, stream 1 at step 5
+    firsts[1, 5] = True
+    return xs, rewards, jnp.asarray(firsts), actions
+
+
+def _agent(estimator, model=None, **kw):
+    kw.setdefault("update_every", 1000)  # parameters fixed over the trajectory
+    return ActorCritic(model or _model(), estimator, SGD, ENV, gamma=GAMMA, lam=LAM,
+                       alpha_v=AV, alpha_pi=API, entropy=BETA, **kw)
+
+
+def _reference_increment(model, xs, rewards, firsts, actions, lam_pi=LAM):
+    """Σ_t mean_b Δ_{b,t} from per-step gradients by jax.jacrev through the unrolled trunk."""
+    params, static = split_params(model)
+    firsts, actions = np.asarray(firsts), np.asarray(actions)
+    tm = jax.tree_util.tree_map
+    total = tm(jnp.zeros_like, params)
+    for b in range(B):
+        def outputs(p, b=b):
+            m = eqx.combine(p, static)
+            s, out = m.initial_state(), []
+            for t in range(T):
+                first = bool(firsts[b, t])
+                if first:
+                    s = m.initial_state()
+                prev = jnp.zeros(ENV.num_actions) if first else jax.nn.one_hot(actions[b, t - 1], ENV.num_actions)
+                r = 0.0 if first else rewards[b, t]
+                s, y = m(s, jnp.concatenate([xs[b, t], prev, jnp.array([r])]))
+                logp = jax.nn.log_softmax(y[1:])
+                out.append(jnp.stack([y[0], logp[actions[b, t]], -jnp.sum(jnp.exp(logp) * logp)]))
+            return jnp.stack(out)  # [T, 3]: v, log π(a), H
+
+        vals = jax.jit(outputs)(params)
+        jac = jax.jit(jax.jacrev(outputs))(params)  # leaves [T, 3, ...]
+        g = lambda t, i: tm(lambda a: a[t, i], jac)  # noqa: E731
+        zv = zp = tm(jnp.zeros_like, params)
+        v_prev = 0.0
+        for t in range(T):
+            nf = 0.0 if firsts[b, t] else 1.0
+            delta = rewards[b, t] + GAMMA * nf * vals[t, 0] - v_prev
+            inc = tm(lambda a, c, h: AV * delta * a + API * delta * c + API * BETA * h, zv, zp, g(t, 2))
+            total = tm(lambda s, i: s + i / B, total, inc)
+            zv = tm(lambda z, gg: GAMMA * LAM * nf * z + gg, zv, g(t, 0))
+            zp = tm(lambda z, gg: GAMMA * lam_pi * nf * z + gg, zp, g(t, 1))
+            v_prev = vals[t, 0]
+    return total
+
+
+def _rel(a, b):
+    fa = jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(a)])
+    fb = jnp.concatenate([jnp.ravel(x) for x in jax.tree_util.tree_leaves(b)])
+    return float(jnp.linalg.norm(fa - fb) / jnp.linalg.norm(fb))
+
+
+@pytest.mark.parametrize(
+    "estimator, kw",
+    [(rx.RTRL(), {}), pytest.param(rx.RTRL(), {"lam_pi": 0.5}, marks=pytest.mark.slow), (rx.TBPTT(T), {})],
+    ids=["rtrl-combined-trace", "rtrl-separate-traces", "tbptt-T"],
+)
+def test_summed_actor_critic_updates_equal_unrolled_jax_grad(estimator, kw):
+    model = _model()
+    xs, rewards, firsts, actions = _trajectory()
+    agent = _agent(estimator, model, **kw)
+    state = agent.init(jax.random.key(0), num_envs=B)
+    new, info = agent.learn(state, xs, rewards, firsts, actions)
+    assert np.array_equal(np.asarray(info.action).T, np.asarray(actions))  # replayed as given
+    ref = _reference_increment(model, xs, rewards, firsts, actions, lam_pi=kw.get("lam_pi", LAM))
+    got = jax.tree_util.tree_map(lambda g: -g, new.grad_sum)  # the agent hands −ΣΔ to optax
+    assert _rel(got, ref) <= 1e-10
+    assert _rel(ref, jax.tree_util.tree_map(jnp.zeros_like, ref)) > 0.1  # not trivially zero
+
+
+@pytest.mark.slow
+def test_combined_trace_equals_separate_traces():
+    xs, rewards, firsts, actions = _trajectory(seed=4)
+    out = []
+    for combine in (True, False):
+        agent = _agent(rx.RTRL(), combine=combine, update_every=1)  # updates every step
+        st, _ = agent.learn(agent.init(jax.random.key(0), num_envs=B), xs, rewards, firsts, actions)
+        out.append(st.params)
+    assert _rel(out[0], out[1]) <= 1e-10
+
+
+def test_episode_end_resets_only_that_environment():
+    xs, rewards, firsts, actions = _trajectory(seed=5)  # ends at step 3 (env 0), 5 (env 1)
+    agent = _agent(rx.RTRL())
+    state = agent.init(jax.random.key(0), num_envs=B)
+    run = lambda *a: agent.learn(state, *a)[0]  # noqa: E731
+    pick = lambda tree, b: jax.tree_util.tree_map(lambda a: a[b], tree)  # noqa: E731
+    base = run(xs, rewards, firsts, actions)
+    # env 0's first episode (steps 0-2) replaced by other data: after its reset at step 3 its
+    # model state, estimator traces, eligibility traces and value are exactly as before,
+    # and env 1 (no reset before step 5) is untouched
+    k = jax.random.split(jax.random.key(9), 2)
+    other = run(xs.at[0, :3].set(jax.random.normal(k[0], (3, ENV.obs_size))),
+                rewards.at[0, 1:3].set(jax.random.normal(k[1], (2,))), firsts,
+                actions.at[0, :3].set(1 - actions[0, :3]))
+    for b in (0, 1):
+        for field in ("carry", "trace", "v_prev"):
+            assert _rel(pick(getattr(other, field), b), pick(getattr(base, field), b)) <= 1e-12, (b, field)
+    # without the reset, env 0's past reaches its final state; env 1 is still untouched
+    no_reset = firsts.at[0, 3].set(False)
+    a = run(xs, rewards, no_reset, actions)
+    assert _rel(pick(a.carry, 0), pick(base.carry, 0)) > 1e-3
+    assert _rel(pick(a.trace, 0), pick(base.trace, 0)) > 1e-3
+    for field in ("carry", "trace", "v_prev"):
+        assert _rel(pick(getattr(a, field), 1), pick(getattr(base, field), 1)) <= 1e-12
+
+
+def test_bad_input_is_a_clear_error_and_state_stays_valid():
+    with pytest.raises(ValueError, match="unknown environment 'CartPol'"):
+        make_env("CartPol")
+    with pytest.raises(ValueError, match="discrete action spaces only.*Box"):
+        ActorCritic(_model(), rx.RTRL(), optax.sgd(1.0), make_env("MountainCarContinuous-v0"))
+    with pytest.raises(ValueError, match="input_size=7"):
+        ActorCritic(rx.Readout(rx.GRU(5, 3, key=jax.random.key(0)), 3, key=jax.random.key(1)),
+                    rx.RTRL(), optax.sgd(1.0), ENV)
+    agent = _agent(rx.RTRL())
+    state = agent.init(jax.random.key(0), num_envs=B)
+    xs, rewards, firsts, actions = _trajectory()
+    with pytest.raises(ValueError, match="xs holds NaN or Inf at stream 1, step 4"):
+        agent.learn(state, xs.at[1, 4, 2].set(jnp.nan), rewards, firsts, actions)
+    with pytest.raises(ValueError, match="actions must be integers in"):
+        agent.learn(state, xs, rewards, firsts, actions.at[0, 0].set(5))
+    # the state is still the one passed: learning from it matches a fresh state
+    a, _ = agent.learn(state, xs, rewards, firsts, actions)
+    b, _ = agent.learn(agent.init(jax.random.key(0), num_envs=B), xs, rewards, firsts, actions)
+    assert _rel(a.grad_sum, b.grad_sum) == 0.0 and _rel(b.grad_sum, state.grad_sum) > 0
+
+
+@pytest.mark.slow
+def test_nan_observation_from_an_environment_is_a_clear_error():
+    nan_env = EnvStream("NaN-CartPole", ENV.env, ENV.params, 2, 4, lambda o: o * jnp.nan)
+    bad = ActorCritic(_model(), rx.RTRL(), SGD, nan_env)
+    st = bad.init(jax.random.key(0), num_envs=2)
+    with pytest.raises(ValueError, match="NaN/Inf observation at step 0"):
+        bad.run(st, 3, chunk=3)
+
+
+def test_run_save_restore_is_bit_identical(tmp_path):
+    agent = ActorCritic(_model(), rx.SnAp(1), optax.adam(1e-2), ENV, entropy=0.01)
+    st, _ = agent.run(agent.init(jax.random.key(1), num_envs=3), 20, chunk=20)
+    agent.save(st, tmp_path / "ckpt")
+    a, ha = agent.run(st, 20, chunk=20)
+    b, hb = agent.run(agent.restore(tmp_path / "ckpt", num_envs=3), 20, chunk=20)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    assert ha["episodes"][0] == hb["episodes"][0]
+    assert _rel(a.params, st.params) > 0  # it learned
