@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from jax.flatten_util import ravel_pytree
 
 pytest.importorskip("gymnax")
 
@@ -53,38 +54,39 @@ def _agent(estimator, model=None, **kw):
 def _reference_increment(model, xs, rewards, firsts, actions, lam_pi=LAM):
     """Σ_t mean_b Δ_{b,t} from per-step gradients by jax.jacrev through the unrolled trunk."""
     params, static = split_params(model)
-    firsts, actions = np.asarray(firsts), np.asarray(actions)
-    tm = jax.tree_util.tree_map
-    total = tm(jnp.zeros_like, params)
-    for b in range(B):
-        def outputs(p, b=b):
-            m = eqx.combine(p, static)
-            s, out = m.initial_state(), []
-            for t in range(T):
-                first = bool(firsts[b, t])
-                if first:
-                    s = m.initial_state()
-                prev = jnp.zeros(ENV.num_actions) if first else jax.nn.one_hot(actions[b, t - 1], ENV.num_actions)
-                r = 0.0 if first else rewards[b, t]
-                s, y = m(s, jnp.concatenate([xs[b, t], prev, jnp.array([r])]))
-                logp = jax.nn.log_softmax(y[1:])
-                out.append(jnp.stack([y[0], logp[actions[b, t]], -jnp.sum(jnp.exp(logp) * logp)]))
-            return jnp.stack(out)  # [T, 3]: v, log π(a), H
+    theta, unravel = ravel_pytree(params)
 
-        vals = jax.jit(outputs)(params)
-        jac = jax.jit(jax.jacrev(outputs))(params)  # leaves [T, 3, ...]
-        g = lambda t, i: tm(lambda a: a[t, i], jac)  # noqa: E731
-        zv = zp = tm(jnp.zeros_like, params)
+    def outputs(th, x, r, f, a):  # one stream, unrolled: [T, 3] = v, log π(a), H per step
+        m = eqx.combine(unravel(th), static)
+
+        def body(s, inp):
+            x_t, r_t, f_t, a_t, a_tm1 = inp
+            s = jax.tree_util.tree_map(lambda i, c: jnp.where(f_t, i, c), m.initial_state(), s)
+            keep = 1.0 - f_t
+            u = jnp.concatenate([x_t, keep * jax.nn.one_hot(a_tm1, ENV.num_actions), (keep * r_t)[None]])
+            s, y = m(s, u)
+            logp = jax.nn.log_softmax(y[1:])
+            return s, jnp.stack([y[0], logp[a_t], -jnp.sum(jnp.exp(logp) * logp)])
+
+        a_prev = jnp.concatenate([a[:1], a[:-1]])
+        return jax.lax.scan(body, m.initial_state(), (x, r, f.astype(x.dtype), a, a_prev))[1]
+
+    both = jax.jit(jax.vmap(lambda *args: (outputs(*args), jax.jacrev(outputs)(*args)),
+                            in_axes=(None, 0, 0, 0, 0)))
+    vals, jac = (np.asarray(v) for v in both(theta, xs, rewards, firsts, actions))  # [B,T,3], [B,T,3,P]
+    firsts, rewards = np.asarray(firsts), np.asarray(rewards)
+    total = np.zeros_like(np.asarray(theta))
+    for b in range(B):
+        zv = zp = np.zeros_like(total)
         v_prev = 0.0
         for t in range(T):
             nf = 0.0 if firsts[b, t] else 1.0
-            delta = rewards[b, t] + GAMMA * nf * vals[t, 0] - v_prev
-            inc = tm(lambda a, c, h: AV * delta * a + API * delta * c + API * BETA * h, zv, zp, g(t, 2))
-            total = tm(lambda s, i: s + i / B, total, inc)
-            zv = tm(lambda z, gg: GAMMA * LAM * nf * z + gg, zv, g(t, 0))
-            zp = tm(lambda z, gg: GAMMA * lam_pi * nf * z + gg, zp, g(t, 1))
-            v_prev = vals[t, 0]
-    return total
+            delta = rewards[b, t] + GAMMA * nf * vals[b, t, 0] - v_prev
+            total += (AV * delta * zv + API * delta * zp + API * BETA * jac[b, t, 2]) / B
+            zv = GAMMA * LAM * nf * zv + jac[b, t, 0]
+            zp = GAMMA * lam_pi * nf * zp + jac[b, t, 1]
+            v_prev = vals[b, t, 0]
+    return unravel(jnp.asarray(total))
 
 
 def _rel(a, b):
