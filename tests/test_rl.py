@@ -192,3 +192,48 @@ def test_run_save_restore_is_bit_identical(tmp_path):
         assert np.array_equal(np.asarray(x), np.asarray(y))
     assert ha["episodes"][0] == hb["episodes"][0]
     assert _rel(a.params, st.params) > 0  # it learned
+
+
+# --- prediction -------------------------------------------------------------------------------
+
+
+def test_returns_of_stream_cut_at_episode_ends():
+    from rtrlax.agents.prediction import returns_of_stream
+    from rtrlax.tasks.animal import discounted_return
+
+    r = np.array([0.0, 1.0, 2.0, 3.0, 0.0, 5.0, 1.0])[:, None]  # r_t arrives with o_t
+    f = np.array([1, 0, 0, 0, 1, 0, 0], bool)[:, None]  # episode 1: steps 0-3, episode 2: 4-6
+    g, exact = returns_of_stream(r, f, 0.5)
+    # episode 1: G_0 = 1 + .5·2 + .25·3, G_3 = 0 (its episode ended); episode 2 is cut by the log
+    assert np.allclose(g[:4, 0], discounted_return(jnp.asarray(r[:4, 0]), 0.5))
+    assert np.allclose(g[4:, 0], discounted_return(jnp.asarray(r[4:, 0]), 0.5))
+    assert exact[:, 0].tolist() == [True] * 4 + [False] * 3
+
+
+@pytest.mark.parametrize("reset_state", [True, False])
+def test_prediction_model_state_at_episode_ends(reset_state):
+    from rtrlax.agents.prediction import TDPrediction
+
+    model = rx.Readout(rx.GRU(N_IN, 3, key=jax.random.key(0)), 1, key=jax.random.key(1))
+    agent = TDPrediction(model, rx.RTRL(), optax.sgd(0.0), ENV, reset_state=reset_state)
+    xs, rewards, firsts, actions = _trajectory(seed=6)
+    state = agent.init(jax.random.key(0), num_envs=B)
+    base, v = agent.learn(state, xs, rewards, firsts, actions)
+    other, v2 = agent.learn(state, xs.at[0, :3].multiply(-2.0), rewards, firsts, actions)
+    same_after = float(jnp.max(jnp.abs(v[3:, 0] - v2[3:, 0])))
+    if reset_state:  # env 0's new episode (from step 3) does not see the old one at all
+        assert same_after <= 1e-12
+        assert _rel(base.carry, other.carry) <= 1e-12 and _rel(base.trace, other.trace) <= 1e-12
+    else:  # the model state runs on across the episode boundary
+        assert same_after > 1e-4 and _rel(base.carry, other.carry) > 1e-4
+    assert float(jnp.max(jnp.abs(v[:, 1] - v2[:, 1]))) == 0.0  # env 1 untouched
+
+
+def test_prediction_runs_on_cartpole_and_scores_msre():
+    from rtrlax.agents.prediction import TDPrediction
+
+    model = rx.Readout(rx.GRU(N_IN, 4, key=jax.random.key(0)), 1, key=jax.random.key(1), zero_init=True)
+    agent = TDPrediction(model, rx.SnAp(1), rx.td_rmsprop(1e-2), ENV, gamma=0.9)
+    st, hist = agent.run(agent.init(jax.random.key(0), num_envs=2), 600, chunk=300)
+    assert hist["step"].tolist() == [300, 600] and hist["scored"][0] > 0
+    assert np.isfinite(hist["msre"][0]) and hist["msre"][0] < hist["msre_zero"][0]  # it learned something
