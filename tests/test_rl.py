@@ -237,3 +237,21 @@ def test_prediction_runs_on_cartpole_and_scores_msre():
     st, hist = agent.run(agent.init(jax.random.key(0), num_envs=2), 600, chunk=300)
     assert hist["step"].tolist() == [300, 600] and hist["scored"][0] > 0
     assert np.isfinite(hist["msre"][0]) and hist["msre"][0] < hist["msre_zero"][0]  # it learned something
+
+
+@pytest.mark.slow
+def test_atari_stream_feeds_td_prediction():
+    pytest.importorskip("ale_py")
+    from rtrlax.agents.prediction import TDPrediction, msre_windows
+    from rtrlax.tasks.atari import AtariStream
+
+    stream = AtariStream("pong", num_envs=2, seed=0)
+    xs, rewards, firsts, actions = stream.rollout(50)
+    assert xs.shape == (2, 50, 256) and 0.0 <= xs.min() and xs.max() <= 1.0 and firsts[:, 0].all()
+    model = rx.Readout(rx.GRU(275, 4, key=jax.random.key(0)), 1, key=jax.random.key(1))
+    agent = TDPrediction(model, rx.SnAp(1), rx.td_rmsprop(1e-3), stream)
+    st, v = agent.learn(agent.init(jax.random.key(0), num_envs=2), xs, rewards, firsts, actions)
+    assert v.shape == (50, 2) and np.isfinite(np.asarray(v)).all()
+    with pytest.raises(ValueError, match="feed atari-pong with learn"):
+        agent.run(st, 10)
+    assert set(msre_windows(v, rewards.T, firsts.T, 0.99, 25)) >= {"msre", "msre_zero"}

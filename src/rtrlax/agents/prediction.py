@@ -94,7 +94,7 @@ class TDPrediction(eqx.Module):
     static: PyTree
     params0: PyTree
     estimator: AbstractOnlineEstimator
-    env: EnvStream
+    env: EnvStream = eqx.field(static=True)
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     policy: Callable = eqx.field(static=True)
     gamma: float = eqx.field(static=True)
@@ -105,8 +105,10 @@ class TDPrediction(eqx.Module):
                  reset_state=True):
         if not isinstance(estimator, AbstractOnlineEstimator):
             raise ValueError(f"TDPrediction needs an online estimator, got {type(estimator).__name__}.")
-        if not isinstance(env, EnvStream):
-            raise ValueError(f"env must be an EnvStream (make_env(name)), got {type(env).__name__}.")
+        if not all(hasattr(env, a) for a in ("name", "obs_size", "num_actions")):
+            raise ValueError(
+                "env must be an EnvStream (rtrlax.tasks.envs.make_env(name)) or a host-side "
+                f"stream such as rtrlax.tasks.atari.AtariStream, got {type(env).__name__}.")
         if env.num_actions < 1:
             raise ValueError(f"{env.name} has no discrete action space; prediction streams need one.")
         if not (0.0 <= gamma < 1.0) or not (0.0 <= lam <= 1.0):
@@ -121,7 +123,9 @@ class TDPrediction(eqx.Module):
         self.params0, self.static = split_params(model)
         self.estimator = bind_estimator(estimator, model)
         self.optimizer, self.env = optimizer, env
-        self.policy = behaviour_policy(env.name) if policy is None else policy
+        if policy is None and isinstance(env, EnvStream):
+            policy = behaviour_policy(env.name)
+        self.policy = policy
         self.gamma, self.lam, self.reset_state = float(gamma), float(lam), bool(reset_state)
 
     def model(self, state: PredState | None = None):
@@ -135,8 +139,10 @@ class TDPrediction(eqx.Module):
         carry = jax.vmap(lambda k: self.estimator.init(self.model(), key=k))(jax.random.split(k_est, num_envs))
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
         trace = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (num_envs,) + a.shape).copy(), zeros)
-        init, _ = policy_stream(self.env, self.policy)
-        stream = jax.vmap(init)(jax.random.split(k_env, num_envs))
+        stream = None  # a host-side stream (Atari) is fed through learn()
+        if isinstance(self.env, EnvStream):
+            init, _ = policy_stream(self.env, self.policy)
+            stream = jax.vmap(init)(jax.random.split(k_env, num_envs))
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
         return PredState(params, self.optimizer.init(params), carry, trace, jnp.zeros((num_envs,), dtype),
                          jnp.zeros((num_envs,), jnp.int32), stream, jnp.zeros((), jnp.int32), key)
@@ -178,6 +184,8 @@ class TDPrediction(eqx.Module):
         for name, v in (("n_steps", n_steps), ("chunk", chunk)):
             if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "n_steps" else 1):
                 raise ValueError(f"{name} must be a {'non-negative' if name == 'n_steps' else 'positive'} integer, got {v!r}.")
+        if not isinstance(self.env, EnvStream):
+            raise ValueError(f"run() steps jittable gymnax streams; feed {self.env.name} with learn().")
         window = chunk if window is None else window
         logs, done = [], 0
         bar = None
