@@ -39,6 +39,7 @@ prediction benchmark logs its streams (see its docstring for why scripted).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import equinox as eqx
@@ -114,8 +115,11 @@ class EnvStream(eqx.Module):
         return jnp.ravel(self.observe(obs)).astype(jnp.float32)
 
 
+@functools.lru_cache(maxsize=64)
 def make_env(name: str, *, memory_length: int | None = None) -> EnvStream:
-    """The :class:`EnvStream` named ``name`` (see the module docstring's table).
+    """The :class:`EnvStream` named ``name`` (see the module docstring's table).  The
+    same arguments return the same object (cached), so agents built on it share
+    their compiled chunks.
 
     ``memory_length`` (MemoryChain only): steps between the cue and the query
     (bsuite's default 5)."""
@@ -152,6 +156,7 @@ def is_discrete(stream: EnvStream) -> bool:
 # --- fixed behaviour policies (for prediction) ------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def behaviour_policy(name: str, *, epsilon: float = 0.1) -> Callable:
     """A fixed scripted policy ``policy(key, raw_obs) -> action`` for the stream ``name``,
     ε-greedy around a hand-written rule (uniformly random action with probability ε):
