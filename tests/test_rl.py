@@ -255,3 +255,43 @@ def test_atari_stream_feeds_td_prediction():
     with pytest.raises(ValueError, match="feed atari-pong with learn"):
         agent.run(st, 10)
     assert set(msre_windows(v, rewards.T, firsts.T, 0.99, 25)) >= {"msre", "msre_zero"}
+
+
+# --- experiments ------------------------------------------------------------------------------
+
+
+def test_rl_command_line_checks_arguments_before_building():
+    import argparse
+
+    from rtrlax.experiments.rl import add_predict, add_rl
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_rl(sub)
+    add_predict(sub)
+    ok = parser.parse_args(["rl", "--env", "CartPole-PO", "--estimator", "color", "--cell", "columnar"])
+    ok.check(ok)
+    for argv, msg in [
+        (["rl", "--env", "CartPol"], "unknown environment 'CartPol'"),
+        (["rl", "--env", "CartPole-v1", "--estimator", "color", "--cell", "gru"], "does not support cell"),
+        (["rl", "--env", "CartPole-v1", "--memory-length", "3"], "MemoryChain"),
+        (["predict", "--env", "Breakout-MinAtar", "--gamma", "1.0"], "--gamma"),
+    ]:
+        args = parser.parse_args(argv)
+        with pytest.raises(ValueError, match=msg):
+            args.check(args)
+
+
+@pytest.mark.slow
+def test_run_rl_and_run_predict_write_results(tmp_path):
+    import json
+
+    from rtrlax.experiments.rl import run_predict, run_rl
+
+    r = run_rl(env="MemoryChain-bsuite", memory_length=3, estimator="tbptt:1", cell="ff", hidden=8,
+               num_envs=4, steps=40, chunk=20, out=tmp_path / "rl")
+    assert r["history"]["env_steps"] == [80.0, 160.0] and r["history"]["episodes"][0] > 0
+    assert json.loads((tmp_path / "rl" / "metrics.json").read_text())["config"]["env"] == "MemoryChain-bsuite"
+    p = run_predict(env="CartPole-v1", estimator="snap:1", cell="gru", hidden=4, num_envs=2, steps=40,
+                    chunk=20, window=20, out=tmp_path / "pred")
+    assert p["history"]["step"] == [20.0, 40.0] and (tmp_path / "pred" / "curve.png").exists()
