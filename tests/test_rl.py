@@ -229,6 +229,7 @@ def test_prediction_model_state_at_episode_ends(reset_state):
     assert float(jnp.max(jnp.abs(v[:, 1] - v2[:, 1]))) == 0.0  # env 1 untouched
 
 
+@pytest.mark.slow
 def test_prediction_runs_on_cartpole_and_scores_msre():
     from rtrlax.agents.prediction import TDPrediction
 
