@@ -97,7 +97,7 @@ def _rel(a, b):
 
 @pytest.mark.parametrize(
     "estimator, kw",
-    [(rx.RTRL(), {}), pytest.param(rx.RTRL(), {"lam_pi": 0.5}, marks=pytest.mark.slow), (rx.TBPTT(T), {})],
+    [(rx.RTRL(), {}), pytest.param(rx.RTRL(), {"lam_pi": 0.5}, marks=pytest.mark.slow), pytest.param(rx.TBPTT(T), {}, marks=pytest.mark.slow)],
     ids=["rtrl-combined-trace", "rtrl-separate-traces", "tbptt-T"],
 )
 def test_summed_actor_critic_updates_equal_unrolled_jax_grad(estimator, kw):
@@ -180,6 +180,7 @@ def test_nan_observation_from_an_environment_is_a_clear_error():
         bad.run(st, 3, chunk=3)
 
 
+@pytest.mark.slow
 def test_run_save_restore_is_bit_identical(tmp_path):
     agent = ActorCritic(_model(), rx.SnAp(1), optax.adam(1e-2), ENV, entropy=0.01)
     st, _ = agent.run(agent.init(jax.random.key(1), num_envs=3), 20, chunk=20)
