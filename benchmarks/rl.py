@@ -30,13 +30,14 @@ AGENTS = {
     "online LRU 2x16": dict(estimator="onlinelru", cell="lru", network="lrunet", hidden=16, layers=2),
     "TBPTT(8) GRU-32": dict(estimator="tbptt:8", cell="gru", hidden=32),
     "memoryless MLP-64": dict(estimator="tbptt:1", cell="ff", hidden=64),
+    "MLP-64, observation only": dict(estimator="tbptt:1", cell="ff", hidden=64, feed_action_reward=False),
 }
 #: control environments: label -> (run_rl kwargs, environments, steps per environment)
 CONTROL_ENVS = {
-    "CartPole-PO": (dict(env="CartPole-PO"), 32, 3000),
-    "MemoryChain (memory 6)": (dict(env="MemoryChain-bsuite", memory_length=6), 32, 1500),
-    "Breakout-MinAtar": (dict(env="Breakout-MinAtar"), 16, 1000),
-    "SpaceInvaders-MinAtar": (dict(env="SpaceInvaders-MinAtar"), 16, 1000),
+    "CartPole-PO": (dict(env="CartPole-PO"), 32, 15000),
+    "MemoryChain (memory 6)": (dict(env="MemoryChain-bsuite", memory_length=6), 32, 5000),
+    "Breakout-MinAtar": (dict(env="Breakout-MinAtar"), 16, 2000),
+    "SpaceInvaders-MinAtar": (dict(env="SpaceInvaders-MinAtar"), 16, 2000),
 }
 SEEDS = (0, 1, 2)
 
@@ -58,17 +59,17 @@ def _load():
     return os.getloadavg()
 
 
-def control() -> None:
+def control(only: str | None = None, path: Path = OUT / "rl_control.json") -> None:
+    """All control runs not yet in ``path`` (``only``: just that agent)."""
     from rtrlax.experiments.rl import run_rl
 
     results = {}
-    path = OUT / "rl_control.json"
     if path.exists():
         results = json.loads(path.read_text())["runs"]
     for env_label, (env_kw, n_envs, steps) in CONTROL_ENVS.items():
         for name, kw in AGENTS.items():
             key = f"{env_label} | {name}"
-            if key in results:
+            if key in results or (only is not None and name != only):
                 continue
             runs = []
             for seed in SEEDS:
@@ -171,9 +172,11 @@ def report() -> None:
             lines.append(f"| {r['num_envs']} | {r['learn_sps']:,.0f} | {r['act_sps']:,.0f} | "
                          f"{r['ratio']:.1f}x | {r['load'][0]:.1f} |")
         lines.append("")
-    cp = OUT / "rl_control.json"
-    if cp.exists():
-        runs = json.loads(cp.read_text())["runs"]
+    control_files = sorted(OUT.glob("rl_control*.json"))
+    if control_files:
+        runs = {}
+        for cp in control_files:
+            runs.update(json.loads(cp.read_text())["runs"])
         lines += ["## Control: streaming actor-critic", "",
                   "Return of the episodes that ended in the last 30% of the run (mean ± std over "
                   f"{len(SEEDS)} seeds), equal environment steps per agent. Adam 3e-3, γ = 0.99, "
@@ -265,6 +268,7 @@ def report() -> None:
 
 
 if __name__ == "__main__":
-    parts = {"control": control, "prediction": prediction, "throughput": throughput, "report": report}
+    parts = {"control": control, "prediction": prediction, "throughput": throughput, "report": report,
+             "control-obs-only": lambda: control("MLP-64, observation only", OUT / "rl_control_obs_only.json")}
     for arg in sys.argv[1:] or ["throughput", "control", "prediction", "report"]:
         parts[arg]()

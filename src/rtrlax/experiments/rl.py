@@ -98,12 +98,15 @@ def run_rl(*, env: str = "CartPole-PO", estimator: str = "snap:1", cell: str = "
            network: str = "readout", hidden: int = 32, layers: int = 1, num_envs: int = 32,
            steps: int = 2000, lr: float = 3e-3, gamma: float = 0.99, lam: float = 0.9,
            entropy: float = 0.01, update_every: int = 1, chunk: int = 500, seed: int = 0,
-           memory_length: int | None = None, out: Path | None = None, save: Path | None = None,
+           memory_length: int | None = None, feed_action_reward: bool = True,
+           out: Path | None = None, save: Path | None = None,
            resume: Path | None = None, quiet: bool = True, config: dict | None = None) -> dict:
     """The actor-critic for ``steps`` steps of each of ``num_envs`` environments (Adam,
     ``lr``).  History per chunk: ``step`` (steps per environment), ``env_steps``,
     ``return`` (mean return of the episodes that ended), ``episodes``, ``reward``,
-    ``entropy``."""
+    ``entropy``.  ``feed_action_reward=False``: the trunk reads the observation only (a
+    truly reactive baseline; otherwise a feed-forward policy can keep a bit of memory
+    in its previous action)."""
     import jax
 
     from ..agents.actor_critic import ActorCritic, trunk_input_size
@@ -113,10 +116,10 @@ def run_rl(*, env: str = "CartPole-PO", estimator: str = "snap:1", cell: str = "
     stream = make_env(env, **({} if memory_length is None else {"memory_length": memory_length}))
     est = registry.make_estimator(estimator)
     k_model, k_agent = jax.random.split(jax.random.key(seed))
-    model = _model(estimator, cell, network, trunk_input_size(stream), 1 + stream.num_actions,
-                   hidden, layers, k_model)
+    model = _model(estimator, cell, network, trunk_input_size(stream, feed_action_reward),
+                   1 + stream.num_actions, hidden, layers, k_model)
     agent = ActorCritic(model, est, _optimizer("adam", lr), stream, gamma=gamma, lam=lam, entropy=entropy,
-                        update_every=update_every)
+                        update_every=update_every, feed_action_reward=feed_action_reward)
     state = agent.restore(resume, num_envs=num_envs) if resume else agent.init(k_agent, num_envs=num_envs)
     bar = None
     if not quiet:
@@ -143,7 +146,7 @@ def run_rl(*, env: str = "CartPole-PO", estimator: str = "snap:1", cell: str = "
         cfg = config or dict(env=env, estimator=estimator, cell=cell, network=network, hidden=hidden,
                              layers=layers, num_envs=num_envs, steps=steps, lr=lr, gamma=gamma,
                              lam=lam, entropy=entropy, update_every=update_every, seed=seed,
-                             memory_length=memory_length)
+                             memory_length=memory_length, feed_action_reward=feed_action_reward)
         write_results(Path(out), {k: v for k, v in cfg.items() if v is not None}, history,
                       title=f"actor-critic on {_env_name(env, memory_length)}", label=f"{estimator} {cell}",
                       measures={"seconds": seconds, "env_steps_per_second": steps * num_envs / seconds})
