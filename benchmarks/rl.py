@@ -181,7 +181,9 @@ def report() -> None:
                   "Return of the episodes that ended in the last 30% of the run (mean ± std over "
                   f"{len(SEEDS)} seeds), equal environment steps per agent. Adam 3e-3, γ = 0.99, "
                   "λ = 0.9, entropy 0.01, an update every step, trunk input = [observation, previous "
-                  "action one-hot, previous reward]. Budgets: " + "; ".join(
+                  "action one-hot, previous reward] (the 'memoryless MLP-64' too; 'MLP-64, observation "
+                  "only' sees o_t alone: a feed-forward policy fed its previous action can keep a bit "
+                  "of memory in it). Budgets: " + "; ".join(
                       f"{k}: {n} envs × {s} steps = {n * s:,} env steps" for k, (_, n, s) in CONTROL_ENVS.items()) + ".", ""]
         envs = list(CONTROL_ENVS)
         lines += ["| agent | " + " | ".join(envs) + " |", "|---|" + "---:|" * len(envs)]
