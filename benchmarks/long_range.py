@@ -166,6 +166,8 @@ def accuracy_cmd(args):
             setup, majority = digits16_setup()
             updates = args.digits_updates
         out[f"{task}/majority"] = majority
+        out[f"{task}/setup"] = dict(updates=updates, lr=args.lr, batch=args.batch, layers=args.layers,
+                                    d_model=args.d_model, d_hidden=args.d_hidden, command=" ".join(sys.argv))  # fmt: skip
         for method in args.methods:
             name = f"{task}/{method}"
             if name in out:
@@ -247,32 +249,39 @@ def report_cmd(args):
             "",
             f"Network: `rx.LRUNet`, {c['layers']} layers, d_model {c['d_model']}, d_hidden {c['d_hidden']}, "
             "r ∈ [0.9, 0.999], pooled output (running mean, gradient to the current step only), "
-            f"cross-entropy at every step, float32; Adam lr {c['lr']}, batch {c['batch']} sequences per "
+            f"cross-entropy at every step, float32; Adam (learning rate per task below), batch {c['batch']} sequences per "
             f"update, {len(c['seeds'])} seeds. **online**: `rx.OnlineLRU()` gradients accumulated during "
             "each sequence, one update at its end (the online-LRU paper's protocol); **BPTT**: exact "
             "gradient of the same loss; **spatial**: `OnlineLRU(horizon=0)` (no temporal credit); "
-            "**1-truncated**: `OnlineLRU(horizon=1)`. Budget per method: the number of updates below "
+            "**1-truncated**: `OnlineLRU(horizon=1)`. Budget per method: the number of updates in the table "
             "(tiny next to the paper's: these runs show the ordering at a CPU budget, not the paper's "
             "accuracies).",
             "",
             f"* ListOps: generated with the LRA grammar (depth ≤ 10, ≤ 10 arguments, operator "
             f"probability 0.3, the root always an operator), expressions of {c['min_length']}–{c['length']} tokens padded to "
-            f"T = {c['length']}; {c['listops_train']} training, {c['listops_test']} test expressions; "
-            f"{c['listops_updates']} updates.",
+            f"T = {c['length']}; {c['listops_train']} training, {c['listops_test']} test expressions.",
             f"* Digits 16×16: scikit-learn's 8×8 digits, each pixel repeated 2×2, read pixel by pixel "
-            f"(T = 256); 1,438 training, 359 test images; {c['digits_updates']} updates.",
+            "(T = 256); 1,438 training, 359 test images.",
             "",
             "| task | chance (majority class) | " + " | ".join(c["methods"]) + " |",
             "|---" * (len(c["methods"]) + 2) + "|",
         ]
-        for task in c["tasks"]:
+        for task in ("listops", "digits16"):
+            if f"{task}/setup" not in acc:
+                continue
             cells = []
             for m in c["methods"]:
                 r = acc.get(f"{task}/{m}")
                 cells.append("—" if r is None else f"{np.mean(r['accuracy']):.3f} ± {np.std(r['accuracy']):.3f}")
-            lines.append(f"| {task} | {acc.get(task + '/majority', float('nan')):.3f} | " + " | ".join(cells) + " |")
+            st = acc[f"{task}/setup"]
+            lines.append(f"| {task} ({st['updates']} updates, lr {st['lr']}) | {acc.get(task + '/majority', float('nan')):.3f} | "
+                         + " | ".join(cells) + " |")  # fmt: skip
         lines += ["", "Test accuracy at the last step, mean ± std over seeds; per seed and wall time "
-                  "in `long_range.json`.", ""]  # fmt: skip
+                  "in `long_range.json`. Commands, per task:", ""]  # fmt: skip
+        for task in ("listops", "digits16"):
+            if f"{task}/setup" in acc:
+                lines.append(f"* {task}: `{acc[task + '/setup']['command']}`")
+        lines.append("")
     cost = data.get("cost")
     if cost:
         c = cost["config"]
