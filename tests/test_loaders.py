@@ -157,3 +157,18 @@ def test_sequence_task_rejects_inconsistent_arrays():
         SequenceClassification(np.zeros((2, 3, 1)), np.zeros(3))
     with pytest.raises(ValueError, match="token ids must lie"):
         SequenceClassification(np.full((2, 3), 7), np.zeros(2), vocab_size=5)
+
+
+def test_registry_entries_build_the_file_tasks(tmp_path):
+    from rtrlax.experiments import meta  # noqa: F401  (registers the entries)
+    from rtrlax.experiments import registry
+
+    write_cifar(tmp_path)
+    write_imdb(tmp_path)
+    write_lra(tmp_path)
+    scifar = registry.make_task("scifar", path=tmp_path, split="test", grey=True)
+    imdb = registry.make_task("imdb", path=tmp_path, length=8)
+    lra = registry.make_task("lra-listops", path=tmp_path, max_length=12)
+    listops = registry.make_task("listops", n=4, max_length=20)
+    assert [t.sequence_length for t in (scifar, imdb, lra, listops)] == [1024, 8, 12, 20]
+    assert all(isinstance(t, SequenceClassification) for t in (scifar, imdb, lra, listops))
