@@ -194,7 +194,7 @@ def cost_cmd(args):
     est = rx.OnlineLRU()
 
     def infer(model, xs):
-        return jax.vmap(lambda x: jax.lax.scan(model, model.initial_state(), x)[1][-1])(xs)
+        return jax.vmap(lambda x: jax.lax.scan(lambda s, xt: model(s, xt), model.initial_state(), x)[1][-1])(xs)
 
     def online(model, xs):  # step by step: one estimator step per input (rx.accumulate_grads)
         return jax.vmap(lambda x, t: rx.accumulate_grads(est, model, x, t, class_loss)[0])(xs, targets)
@@ -244,8 +244,8 @@ def report_cmd(args):
     if acc:
         c = acc["config"]
         lines += [
-            f"Machine: {c['machine']} — shared with other engineers' tests and benchmarks while it ran. "
-            f"Command: `{c['command']}`.",
+            f"Machine: {c['machine']} — shared with other engineers' tests and benchmarks while it ran "
+            "(commands per task below the table).",
             "",
             f"Network: `rx.LRUNet`, {c['layers']} layers, d_model {c['d_model']}, d_hidden {c['d_hidden']}, "
             "r ∈ [0.9, 0.999], pooled output (running mean, gradient to the current step only), "
@@ -319,7 +319,7 @@ def main(argv=None):
     a.add_argument("--lr", type=float, default=5e-3)
     a.add_argument("--batch", type=int, default=8)
     a.add_argument("--listops-updates", type=int, default=40)
-    a.add_argument("--digits-updates", type=int, default=80)
+    a.add_argument("--digits-updates", type=int, default=120)
     a.add_argument("--listops-train", type=int, default=400)
     a.add_argument("--listops-test", type=int, default=100)
     a.add_argument("--min-length", type=int, default=500)
