@@ -34,22 +34,16 @@ import sys
 import time
 from pathlib import Path
 
+import equinox as eqx
 import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
 
-import equinox as eqx  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from jax.flatten_util import ravel_pytree  # noqa: E402
-
-import rtrlax as rx  # noqa: E402
-from rtrlax.learning.meta import (  # noqa: E402
-    OnlineMetaGradient,
-    exact_meta_gradient,
-    meta_objective,
-    truncated_meta_gradient,
-)
-from rtrlax.learning.meta import _exact, _run_online, _truncated  # noqa: E402
+import rtrlax as rx
+from rtrlax.learning.meta import OnlineMetaGradient, meta_objective
+from rtrlax.learning.meta import _exact, _run_online, _truncated  # the jitted cores, vmapped here
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"

@@ -11,9 +11,9 @@ least mean squares (LMS) with step size ``α``:
 
 with ``w_0`` given (not a function of θ).  The meta-gradient ``dL/dθ`` flows through
 ``h_t`` *and* through ``w_t`` (every earlier inner update used earlier ``h``'s).  This is
-the use of columnar networks for meta-learning in Javed, White & Sutton ("Scalable
-real-time recurrent learning using columnar-constructive networks", JMLR 2024); the
-recursion below is our reading of it (``docs/results/meta_gradient.md``).
+the use of columnar networks for meta-learning in Javed et al. ("Scalable real-time
+recurrent learning using columnar-constructive networks"); the recursion below is our
+reading of it (``docs/results/meta_gradient.md``).
 
 Online, in forward mode, with ``H_t = dh_t/dθ`` (ColoR's column traces: exact at
 ``ρ = 0``) and ``W_t = dw_t/dθ`` (``W_0 = 0``):
