@@ -160,7 +160,6 @@ def test_sequence_task_rejects_inconsistent_arrays():
 
 
 def test_registry_entries_build_the_file_tasks(tmp_path):
-    from rtrlax.experiments import meta  # noqa: F401  (registers the entries)
     from rtrlax.experiments import registry
 
     write_cifar(tmp_path)

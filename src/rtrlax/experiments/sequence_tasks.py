@@ -1,7 +1,7 @@
 """Registry entries of the sequence-classification tasks (generated and from the user's files).
 
 Imported by the registry on first use once listed in
-:data:`rtrlax.experiments.registry.PLUGINS` (or with ``--plugin rtrlax.experiments.meta``).
+:data:`rtrlax.experiments.registry.PLUGINS` (or with ``--plugin rtrlax.experiments.sequence_tasks``).
 Every constructor imports its task when called, so reading the table imports no JAX.
 Each builds a :class:`~rtrlax.tasks.classification.SequenceClassification`: whole
 labelled sequences streamed one step at a time, a reset at each sequence's start, the
