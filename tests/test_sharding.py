@@ -1,0 +1,164 @@
+"""Streams split over devices: the same numbers as one device, checkpoints that move
+between device counts, and the divisibility error.
+
+The checks run in one subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=4``
+(the device count is fixed when JAX starts, and the rest of the suite runs on one
+device); it prints one JSON line of measured differences that the tests here assert on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOL = 1e-12
+
+
+def _child(tmp: str) -> dict:  # runs in the subprocess
+    import time
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    jax.config.update("jax_enable_x64", True)
+    import rtrlax as rx
+    from rtrlax.learning.sharding import stream_mesh
+
+    assert jax.device_count() == 4, jax.devices()
+    out: dict = {}
+
+    def diff(a, b):
+        la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+        assert len(la) == len(lb)
+        worst = 0.0
+        for x, y in zip(la, lb):
+            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+                x, y = jax.random.key_data(x), jax.random.key_data(y)
+            x, y = np.asarray(x), np.asarray(y)
+            assert x.shape == y.shape, (x.shape, y.shape)
+            worst = max(worst, float(np.max(np.abs(x.astype(np.float64) - y), initial=0.0)))
+        return worst
+
+    # 1. a task-driven run (episodes: resets), update_every=4 (K steps at a time)
+    task = rx.CopyTask(bits=2, pattern_length=3, padding=2)
+    net = rx.Readout(
+        rx.GRU(task.input_size, 6, key=jax.random.key(1)), task.output_size, key=jax.random.key(2)
+    )
+
+    def learner(mesh):
+        return rx.OnlineLearner(net, rx.SnAp(1), optax.adam(1e-2), update_every=4, mesh=mesh)
+
+    meshes = {1: None, 2: stream_mesh(2), 4: stream_mesh(4)}
+    runs = {}
+    for d in (1, 4):
+        lrn = learner(meshes[d])
+        s = lrn.init(jax.random.key(0), batch_size=8, task=task)
+        s, m = lrn.run(s, task, 192, chunk=48)
+        out[f"cpu_s_after_run{d}"] = time.process_time()
+        runs[d] = (lrn, s, m)
+    out["run_params"] = diff(runs[1][1].params, runs[4][1].params)
+    out["run_state"] = diff(runs[1][1], runs[4][1])
+    out["run_metrics"] = max(
+        float(np.max(np.abs(runs[1][2][k] - runs[4][2][k]))) for k in runs[1][2]
+    )
+    out["run_sharded"] = str(jax.tree_util.tree_leaves(runs[4][1].carry)[0].sharding.spec)
+    out["run_devices"] = len(jax.tree_util.tree_leaves(runs[4][1].carry)[0].sharding.device_set)
+    out["run_params_moved"] = diff(runs[1][1].params, net_params(net))
+
+    # 2. a checkpoint written on 4 devices restores on 1 and on 2; the runs continue identically
+    lrn4, s4, _ = runs[4]
+    lrn4.save(s4, Path(tmp) / "ckpt")
+    cont4, m4 = lrn4.run(s4, task, 48, chunk=48)
+    for d in (1, 2):
+        lrn = learner(meshes[d])
+        r = lrn.restore(Path(tmp) / "ckpt", batch_size=8, task=task)
+        out[f"restore_{d}_exact"] = diff(r, s4)
+        out[f"restore_{d}_devices"] = len(jax.tree_util.tree_leaves(r.carry)[0].sharding.device_set)
+        cont, m = lrn.run(r, task, 48, chunk=48)
+        out[f"restore_{d}_continue"] = max(diff(cont, cont4), float(np.max(np.abs(m["loss"] - m4["loss"]))))
+        out[f"cpu_s_after_restore{d}"] = time.process_time()
+
+    # 3. user data with resets, a stochastic estimator (its carry keys are redrawn at
+    #    resets), update_every=3, step by step
+    cell = rx.VanillaRNN(3, 5, key=jax.random.key(3))
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(8, 60, 3))
+    ys = rng.normal(size=(8, 60, 5))
+    resets = rng.random((8, 60)) < 0.05
+    mse = lambda y, t: jnp.mean((y - t) ** 2)  # noqa: E731
+    got = {}
+    for d in (1, 4):
+        lrn = rx.OnlineLearner(cell, rx.UORO(), optax.sgd(0.05), mse, update_every=3, mesh=meshes[d])
+        s = lrn.init(jax.random.key(5), batch_size=8)
+        got[d] = lrn.learn(s, xs, ys, resets)
+        out[f"cpu_s_after_learn{d}"] = time.process_time()
+    out["learn_state"] = diff(got[1][0], got[4][0])
+    out["learn_losses"] = float(np.max(np.abs(np.asarray(got[1][1]) - np.asarray(got[4][1]))))
+
+    # 4. streams that do not divide over the devices
+    try:
+        learner(meshes[4]).init(jax.random.key(0), batch_size=6, task=task)
+        out["divide_error"] = None
+    except ValueError as e:
+        out["divide_error"] = str(e)
+    return out
+
+
+def net_params(net):
+    import equinox as eqx
+
+    return eqx.filter(net, eqx.is_inexact_array)
+
+
+@functools.lru_cache(maxsize=None)
+def _results(tmp: str) -> dict:
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent.parent / "src"), str(Path(__file__).parent)]
+        + [p for p in [env.get("PYTHONPATH")] if p]
+    )
+    code = f"import json, test_sharding as t; print('RESULT', json.dumps(t._child({tmp!r})))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return _results(str(tmp_path_factory.mktemp("sharding")))
+
+
+def test_four_devices_match_one_on_a_task_with_resets_and_update_every(results):
+    assert results["run_sharded"] in ("P('streams',)", "PartitionSpec('streams',)")
+    assert results["run_devices"] == 4
+    assert results["run_params_moved"] > 1e-3  # it did learn
+    assert results["run_params"] <= TOL
+    assert results["run_state"] <= TOL  # carries, task states, keys, optimizer state
+    assert results["run_metrics"] <= TOL
+
+
+def test_four_devices_match_one_on_user_streams_with_resets_and_a_stochastic_estimator(results):
+    assert results["learn_state"] <= TOL
+    assert results["learn_losses"] <= TOL
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_checkpoint_from_four_devices_restores_on_fewer_and_continues(results, devices):
+    assert results[f"restore_{devices}_exact"] == 0.0
+    assert results[f"restore_{devices}_devices"] == devices
+    assert results[f"restore_{devices}_continue"] <= TOL
+
+
+def test_streams_that_do_not_divide_over_the_devices_are_a_clear_error(results):
+    msg = results["divide_error"]
+    assert msg is not None and "6 streams" in msg and "4 devices" in msg
