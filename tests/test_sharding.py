@@ -227,3 +227,91 @@ def test_streams_that_do_not_divide_over_the_devices_are_a_clear_error(results):
     assert len(results["divide_error"]) == 3
     for msg in results["divide_error"]:  # OnlineLearner, ColumnarTD, TDLambda
         assert msg is not None and "6 streams" in msg and "4 devices" in msg
+
+
+# --- two processes on localhost: jax.distributed with CPU collectives (gloo) ----------------
+
+
+def _multihost_child(pid: int, port: int, tmp: str) -> dict:  # runs in each of 2 processes
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.config.update("jax_num_cpu_devices", 2)
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=pid)
+    import numpy as np
+    import optax
+
+    import rtrlax as rx
+    from rtrlax.learning.sharding import stream_mesh, to_host
+
+    task = rx.CopyTask(bits=2, pattern_length=3, padding=2)
+    net = rx.Readout(
+        rx.GRU(task.input_size, 6, key=jax.random.key(1)), task.output_size, key=jax.random.key(2)
+    )
+
+    def learner(mesh):
+        return rx.OnlineLearner(net, rx.SnAp(1), optax.adam(1e-2), update_every=4, mesh=mesh)
+
+    mesh = stream_mesh()  # every device of both processes
+    lrn = learner(mesh)
+    s = lrn.init(jax.random.key(0), batch_size=8, task=task)
+    s, m = lrn.run(s, task, 96, chunk=48)
+    lrn.save(s, Path(tmp) / "ckpt")  # process 0 writes, both wait for it
+    r = lrn.restore(Path(tmp) / "ckpt", batch_size=8, task=task)  # both read it
+    r, m2 = lrn.run(r, task, 48, chunk=48)
+    # the same run in this process alone, on one device
+    ref = learner(None)
+    rs = ref.init(jax.random.key(0), batch_size=8, task=task)
+    rs, rm = ref.run(rs, task, 96, chunk=48)
+    rs, rm2 = ref.run(rs, task, 48, chunk=48)
+    leaves = zip(jax.tree_util.tree_leaves(to_host(r)), jax.tree_util.tree_leaves(to_host(rs)))
+    out = dict(
+        processes=jax.process_count(),
+        devices=len(mesh.devices.flat),
+        local_streams=sum(
+            sh.data.shape[0] for sh in jax.tree_util.tree_leaves(r.carry)[0].addressable_shards
+        ),
+        state=max(float(np.max(np.abs(np.asarray(a, np.float64) - b))) for a, b in leaves),
+        metrics=max(
+            float(np.max(np.abs(m[k] - rm[k]))) + float(np.max(np.abs(m2[k] - rm2[k]))) for k in m
+        ),
+        files=sorted(p.name for p in (Path(tmp) / "ckpt").iterdir()),
+    )
+    jax.distributed.shutdown()
+    return out
+
+
+@pytest.mark.slow
+def test_two_processes_on_localhost_match_one_device_and_share_a_checkpoint(tmp_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).parent.parent / "src"), str(Path(__file__).parent)]
+        + [p for p in [env.get("PYTHONPATH")] if p]
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import json, test_sharding as t; print('RESULT', json.dumps("
+             f"t._multihost_child({pid}, {port}, {str(tmp_path)!r})))"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for pid in (0, 1)
+    ]
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=900)
+        assert p.returncode == 0, stderr[-4000:]
+        line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")][-1]
+        outs.append(json.loads(line[len("RESULT "):]))
+    for out in outs:
+        assert out["processes"] == 2 and out["devices"] == 4
+        assert out["local_streams"] == 4  # each process holds half of the 8 streams
+        assert out["state"] <= TOL  # after save (process 0), restore (both) and 48 more steps
+        assert out["metrics"] <= TOL
+        assert "state.npz" in out["files"]  # one checkpoint, written once
