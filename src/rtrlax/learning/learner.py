@@ -401,9 +401,7 @@ class OnlineLearner(eqx.Module):
         b = jax.tree_util.tree_leaves(state.carry)[0].shape[0]
         xs, targets, resets = _validate_stream(self.model(), b, xs, targets, resets)
         if self.mesh is not None:  # each device (each process) gets its streams' block
-            put = lambda a: shd.place(  # noqa: E731
-                a, shd.shardings_for(shd.stream_specs(a, self.mesh), self.mesh))
-            xs, targets, resets = put(xs), put(targets), put(resets)
+            xs, targets, resets = shd.put_streams((xs, targets, resets), self.mesh)
         chunked = self._can_chunk(state, xs.shape[1])
         return self._learn(state, xs, targets, resets, loss_fn, chunked)
 

@@ -206,6 +206,18 @@ def shardings_for(specs, mesh: Mesh):
     )
 
 
+def put_streams(tree, mesh: Mesh | None, where: int = 0):
+    """A tree of per-stream arrays (stream axis ``where`` of every leaf: ``0`` first,
+    ``-1`` last) split over ``mesh`` — e.g. environment states made with
+    ``jax.vmap(env.init)(keys)`` before they enter a sharded learner's jitted call (which
+    would otherwise compile once for the unsplit input and again for the split output).
+    Without a mesh, ``tree`` itself."""
+    if mesh is None:
+        return tree
+    check_streams(jax.tree_util.tree_leaves(tree)[0].shape[where], mesh)
+    return place(tree, shardings_for(stream_specs(tree, mesh, where), mesh))
+
+
 def place_like(tree, template):
     """``tree`` (host values, e.g. a restored checkpoint) placed with the shardings of
     ``template``'s leaves — how a checkpoint written on one number of devices is read

@@ -396,7 +396,9 @@ class ColumnarTD(eqx.Module):
         several streams: ``env`` is an animal-learning stream (:mod:`rtrlax.tasks.animal`,
         or anything with ``generate(env_state, k) -> (env_state, samples)`` whose samples
         have ``x`` ``[k, d]`` and ``cumulant`` ``[k]``), ``env_state`` one per stream
-        (leading axis, e.g. ``jax.vmap(env.init)(keys)``).  The stream is drawn ``block``
+        (leading axis, e.g. ``jax.vmap(env.init)(keys)``; with a mesh, split it first with
+        ``rtrlax.learning.sharding.put_streams(env_state, mesh)``, or the first two calls
+        compile twice).  The stream is drawn ``block``
         steps at a time (one RNG call per stream and block); ``n`` must be a multiple of
         ``block`` (or smaller than it).
 
@@ -413,6 +415,19 @@ class ColumnarTD(eqx.Module):
         def local(s, env_state):
             def one_block(carry, _):
                 s, es = carry
+                if hasattr(env, "step_with"):  # as env.generate, but inside the learner's scan
+                    keys, subs = jnp.moveaxis(jax.vmap(jax.random.split)(es.key), 1, 0)
+                    us = jax.vmap(lambda k: jax.random.uniform(k, (block, env.n_uniforms)),
+                                  out_axes=1)(subs)  # [block, streams, n_uniforms]
+
+                    def body(c, u):
+                        st, e = c
+                        e, smp = jax.vmap(env.step_with)(e, u)
+                        st, y = self.step(st, smp.x.T, smp.cumulant)
+                        return (st, e), (y, smp.cumulant)
+
+                    (s, es), (ys, cs) = jax.lax.scan(body, (s, es._replace(key=keys)), us)
+                    return (s, es), (ys, cs)
                 es, smp = jax.vmap(env.generate, (0, None))(es, block)  # [streams, block, ...]
                 xs = jnp.transpose(smp.x, (1, 2, 0))  # [block, d, streams]
                 cs = smp.cumulant.T  # [block, streams]
