@@ -134,12 +134,11 @@ def _child_slow(out, meshes, diff):
 
     # 4. TD(λ): every stream its own learner, no communication; ColumnarTD with the
     #    environment inside the scan, and the generic TDLambda(ColoR)
-    from rtrlax.cells.columnar import columnar_network
     from rtrlax.learning.td import ColumnarTD, TDLambda, td_rmsprop
     from rtrlax.tasks.animal import trace_patterning
 
     env = trace_patterning()
-    col = columnar_network(env.input_size, 3, key=jax.random.key(6))
+    col = rx.columnar_network(env.input_size, 3, key=jax.random.key(6))
     es = jax.vmap(env.init)(jax.random.split(jax.random.key(7), 8))
     td_out = {}
     for d in (1, 4):
