@@ -17,7 +17,9 @@ benchmark-only ``shard_map`` of ``benchmarks/animal_learning.py --throughput``
 
     python benchmarks/scaling.py --devices 1,2 --streams 8,32,128,512,1024 \\
         --out docs/results/scaling.json
-    python benchmarks/scaling.py --report docs/results/scaling.json   # -> docs/results/scaling.md
+    python benchmarks/scaling.py --workloads color-td-trace --streams 128 --repeats 9 \
+        --td-stream-steps 256000 --no-comm --out docs/results/scaling_floor.json --md /tmp/floor.md
+    python benchmarks/scaling.py --report docs/results/scaling.json --floor docs/results/scaling_floor.json
 
 CPU devices: ``jax_num_cpu_devices`` is set to the largest count before JAX starts; the
 one-device runs use ``mesh=None`` (the unchanged single-device path).
@@ -47,6 +49,9 @@ def _parse():
     p.add_argument("--gru-stream-steps", type=int, default=16_000,
                    help="stream-steps per timed call, SnAp-1 GRU-64")
     p.add_argument("--out", default="docs/results/scaling.json")
+    p.add_argument("--no-comm", action="store_true", help="skip the FLOP count")
+    p.add_argument("--floor", default=None,
+                   help="json of a separate run of the floor (128 streams) to add to the report")
     p.add_argument("--report", default=None, help="only write the .md from this json")
     p.add_argument("--md", default="docs/results/scaling.md")
     return p.parse_args()
@@ -191,22 +196,28 @@ def measure(args):
             if wl == "color-td-trace" and b == 128 and max(devices) > 1:
                 runs[f"existing-split-{max(devices)}"] = build_td_existing_split(b, max(devices), args)
             walls = {k: [] for k in runs}
+            cpus = {k: [] for k in runs}
             for k, (call, _) in runs.items():  # compile
                 jax.block_until_ready(call())
             for _ in range(args.repeats):  # round-robin
                 for k, (call, _) in runs.items():
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     jax.block_until_ready(call())
                     walls[k].append(time.perf_counter() - t)
+                    cpus[k].append(time.process_time() - c)
             for k, (_, n) in runs.items():
                 med = float(np.median(walls[k]))
                 row = dict(workload=wl, streams=b, devices=k, steps_per_call=n, walls=walls[k],
-                           steps_per_s=n * b / med, load=list(os.getloadavg()))
+                           cpus=cpus[k], steps_per_s=n * b / med,
+                           steps_per_cpu_s=n * b / float(np.median(cpus[k])),
+                           load=list(os.getloadavg()))
                 out["results"].append(row)
-                print(wl, b, k, f"{row['steps_per_s']:,.0f} steps/s", flush=True)
+                print(wl, b, k, f"{row['steps_per_s']:,.0f} steps/s, "
+                      f"{row['steps_per_cpu_s']:,.0f} per CPU-s", flush=True)
             json.dump(out, open(args.out, "w"), indent=1)
     out["load_after"] = list(os.getloadavg())
-    out["comm"] = communication(args)
+    if not args.no_comm:
+        out["comm"] = communication(args)
     json.dump(out, open(args.out, "w"), indent=1)
 
 
@@ -242,7 +253,7 @@ def communication(args):
 # --- the report --------------------------------------------------------------------------
 
 
-def report(path, md):
+def report(path, md, floor=None):
     d = json.load(open(path))
     rows = d["results"]
     by = {(r["workload"], r["streams"], r["devices"]): r for r in rows}
@@ -302,13 +313,59 @@ def report(path, md):
             lines.append(f"| {b} | " + " | ".join(f"{v:,.0f}" for v in s)
                          + f" | {sp:.2f}× | {sp / int(devs[-1]):.0%} |")
         lines.append("")
+    if floor:
+        f = json.load(open(floor))
+        fby = {(r["workload"], r["streams"], r["devices"]): r for r in f["results"]}
+        lines += floor_section(fby, devs, f)
+    else:
+        lines += floor_section(by, devs, d)
     if "comm" in d:
         lines += comm_section(d, by)
     open(md, "w").write("\n".join(lines) + "\n" + NOTES)
 
 
+def floor_section(by, devs, d):
+    """The issue's floor: fused ColoR TD(λ) at 128 streams on 2 CPU devices through the
+    library's sharded learner, against the benchmark-only split (≈ 500k steps/s, 1.3× one
+    device, measured on a quieter machine) and against that split in this same run."""
+    lib = by.get(("color-td-trace", 128, devs[-1]))
+    one = by.get(("color-td-trace", 128, devs[0]))
+    ex = by.get(("color-td-trace", 128, f"existing-split-{devs[-1]}"))
+    if not (lib and one and ex):
+        return []
+    ratio = lib["steps_per_s"] / ex["steps_per_s"]
+    spread = lambda r: f"{min(r['walls']) * 1e3:.0f}–{max(r['walls']) * 1e3:.0f} ms"  # noqa: E731
+    cpu = ""
+    if "steps_per_cpu_s" in lib:
+        cpu = (f" Per CPU-second of the process (less sensitive to the other jobs): library "
+               f"{lib['steps_per_cpu_s']:,.0f}, existing split {ex['steps_per_cpu_s']:,.0f} "
+               f"(ratio {lib['steps_per_cpu_s'] / ex['steps_per_cpu_s']:.2f}), one device "
+               f"{one['steps_per_cpu_s']:,.0f} steps per CPU-second.")
+    return [
+        "## The floor: fused ColoR TD(λ), 128 streams, 2 CPU devices",
+        "",
+        f"Command: `{d['command']}`; load average "
+        f"{', '.join(f'{x:.1f}' for x in d['load_before'])} at the start, "
+        f"{', '.join(f'{x:.1f}' for x in d.get('load_after', d['load_before']))} at the end; "
+        f"{len(lib['walls'])} timed calls of {lib['steps_per_call']:,} steps × 128 streams each, round-robin.",
+        "",
+        f"Library (`ColumnarTD(mesh=stream_mesh(2)).run_env`): {lib['steps_per_s']:,.0f} steps/s; "
+        f"the benchmark-only split of `animal_learning.py` in the same round-robin: "
+        f"{ex['steps_per_s']:,.0f} steps/s (library / existing = {ratio:.2f}); one device: "
+        f"{one['steps_per_s']:,.0f} steps/s. Wall time per call (min–max over the repeats): "
+        f"library {spread(lib)}, existing split {spread(ex)}, one device {spread(one)}.{cpu}",
+        "",
+        "The absolute ≈ 500k steps/s of `docs/results/animal_learning.md` was measured on a "
+        "quieter machine; under this run's load neither split comes near it, so the floor "
+        "is checked as the ratio to the existing split measured alternately in the same "
+        "process (same load): see the verdict under Notes.",
+        "",
+    ]
+
+
 def comm_section(d, by):
     c = d["comm"]
+    best = max(r["steps_per_s"] for k, r in by.items() if k[0] == "snap1-gru64-copy")
     p, nbytes, f = c["params"], c["grad_bytes"], c["flops_per_stream_step"]
     lines = [
         "## Communication per update against the step's compute (on paper)",
@@ -325,29 +382,55 @@ def comm_section(d, by):
         "while 2(H−1)α + 2·bytes/W ≤ K·b·flops/F, i.e. up to "
         "H ≈ 1 + (K·b·flops/F − 2·bytes/W) / (2α) hosts.",
         "",
-        "| streams per host b | K | compute per update (F = 1 TFLOP/s, a GPU-class host) | "
-        "bandwidth term (W = 10 GB/s) | hosts while compute-bound (α = 20 µs) |",
-        "|---|---|---|---|---|",
+        "Assumed: W = 10 GB/s (bandwidth term 2·bytes/W = "
+        f"{2 * nbytes / 10e9 * 1e6:.0f} µs), α = 20 µs per hop; F = 10 GFLOP/s for a CPU host "
+        f"(the best SnAp-1 row above, {best:,.0f} steps/s × {f / 1e6:.2f} MFLOP, is "
+        f"{best * f / 1e9:.0f} GFLOP/s on the loaded 2-core VM, a noisy figure) and F = 1 TFLOP/s for a "
+        "GPU-class host (an optimistic figure for kernels this small).",
+        "",
+        "| streams per host b | K | compute per update, CPU host | hosts while compute-bound, CPU "
+        "| compute per update, GPU host | hosts while compute-bound, GPU |",
+        "|---|---|---|---|---|---|",
     ]
+    bw = 2 * nbytes / 10e9
+
+    def hosts(comp):
+        return f"{int(1 + (comp - bw) / (2 * 20e-6)):,}" if comp > bw else "none (bandwidth-bound)"
+
     for b in (64, 256, 1024):
         for k in (1, 8):
-            comp = k * b * f / 1e12
-            bw = 2 * nbytes / 10e9
-            h = 1 + (comp - bw) / (2 * 20e-6)
-            lines.append(f"| {b} | {k} | {comp * 1e6:,.0f} µs | {bw * 1e6:,.0f} µs | "
-                         + (f"{int(h):,}" if comp > bw else "none: bandwidth-bound") + " |")
+            cpu, gpu = k * b * f / 10e9, k * b * f / 1e12
+            lines.append(f"| {b} | {k} | {cpu * 1e6:,.0f} µs | {hosts(cpu)} | "
+                         f"{gpu * 1e6:,.0f} µs | {hosts(gpu)} |")
     lines += [
         "",
-        "On CPU (F of the order of 10 GFLOP/s per core for these small kernels) the compute "
-        "term is a hundred times larger and every row stays compute-bound to thousands of "
-        "hosts; the latency term is the limit. The fused ColoR TD(λ) learner exchanges "
-        "nothing (every stream is its own learner), so it is compute-bound at any number of hosts.",
+        "So a CPU cluster updating every step stays compute-bound to a few dozen hosts at 64 "
+        "streams per host and a few hundred at 1024 (thousands with K = 8); a GPU host "
+        "finishes its step so fast that updating every step is latency-bound beyond a few "
+        "hosts even at 1024 streams, and reaches tens of hosts only with K ≥ 8 (or "
+        "thousands of streams per host). The fused ColoR TD(λ) learner exchanges "
+        "nothing (every stream is its own learner), so it stays compute-bound at any number "
+        "of hosts.",
         "",
     ]
     return lines
 
 
 NOTES = """## Notes
+
+- **Read the scaling tables as noise.** The machine ran at a load average of about 20 on
+  2 cores throughout (other engineers' test suites and benchmarks), and single calls of
+  the same configuration varied by up to 8× in wall time; ratios above 1× ideal (e.g.
+  130 %, 286 %) show how unreliable the wall-clock columns are under that load. They
+  show no more than that the sharded learners run at all stream counts from 8 to 1024
+  on 1 and 2 devices; they are not a measurement of the scaling itself. Rerun
+  the command on a quiet machine before quoting a speed-up.
+- **The floor (issue 17)**: in the separate, longer round-robin at 128 streams (section
+  above) the library's sharded ColoR TD(λ) learner matches the benchmark-only
+  `shard_map` split of `animal_learning.py` (ratio ≈ 1.0 in wall time and per
+  CPU-second, measured alternately in one process) and beats one device by about the
+  1.2–1.4× that split showed. The absolute ≈ 500k steps/s was **not** reached here: the
+  machine was shared; the same-load ratio is the evidence.
 
 - One code path: the sharded learners run the same per-device body (`jax.shard_map`
   over the stream axis) for any number of devices and processes; with one device the
@@ -362,10 +445,10 @@ NOTES = """## Notes
 def main():
     args = _parse()
     if args.report:
-        report(args.report, args.md)
+        report(args.report, args.md, args.floor)
         return
     measure(args)
-    report(args.out, args.md)
+    report(args.out, args.md, args.floor)
 
 
 if __name__ == "__main__":
