@@ -15,9 +15,9 @@ median wall time of a call, ``block_until_ready``.  The "existing split" row is 
 benchmark-only ``shard_map`` of ``benchmarks/animal_learning.py --throughput``
 (pre-drawn uniforms, ``ColumnarTD.step``), measured in the same round-robin at 128 streams.
 
-    python benchmarks/scaling.py --devices 1,2 --streams 8,32,128,512,1024 \\
-        --out docs/results/scaling.json
-    python benchmarks/scaling.py --workloads color-td-trace --streams 128 --repeats 9 \
+    python benchmarks/scaling.py --devices 1,2 --streams 8,16,32,64,128,256,512,1024 \\
+        --repeats 5 --td-stream-steps 200000 --gru-stream-steps 16000 --out docs/results/scaling.json
+    python benchmarks/scaling.py --workloads color-td-trace --streams 128 --repeats 9 \\
         --td-stream-steps 256000 --no-comm --out docs/results/scaling_floor.json --md /tmp/floor.md
     python benchmarks/scaling.py --report docs/results/scaling.json --floor docs/results/scaling_floor.json
 
