@@ -93,8 +93,21 @@ def check_readme(ns: dict) -> None:
 CHECKS = {"README.md": check_readme}
 
 
+@pytest.fixture
+def registry_restored():
+    """Entries a page registers (the README shows ``rx.registry.register``) are removed
+    afterwards, so they do not leak into other tests in the same process."""
+    from rtrlax.experiments.registry import REGISTRY
+
+    REGISTRY.kinds()  # load the built-in entries first
+    saved = {kind: dict(table) for kind, table in REGISTRY._entries.items()}
+    yield
+    REGISTRY._entries.clear()
+    REGISTRY._entries.update(saved)
+
+
 @pytest.mark.parametrize("page", _params())
-def test_page_examples_run(page, tmp_path, monkeypatch):
+def test_page_examples_run(page, tmp_path, monkeypatch, registry_restored):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     with jax.enable_x64(False):
