@@ -110,8 +110,14 @@ def registry_restored():
 def test_page_examples_run(page, tmp_path, monkeypatch, registry_restored):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    with jax.enable_x64(False):
+    # float32, as a user gets it; a page may switch float64 on itself (jax.config.update),
+    # so the default is set globally (not as a context, which would override the page)
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", False)
+    try:
         ns = run_page(page)
+    finally:
+        jax.config.update("jax_enable_x64", x64)
     check = CHECKS.get(str(page.relative_to(ROOT)))
     if check is not None:
         check(ns)
