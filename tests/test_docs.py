@@ -157,3 +157,35 @@ def test_every_documented_page_is_collected():
         if info.split()[:1] == ["python"] and not runnable(info)
     )
     assert skipped <= 3, f"{skipped} python blocks marked no-run: keep it for what cannot run here"
+
+
+def test_api_docstring_conversion():
+    """The docs build's griffe extension turns RST maths and roles into what the site shows."""
+    pytest.importorskip("griffe")  # installed with the docs extra
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rst_docstrings", ROOT / "docs/_ext/rst_docstrings.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    text = (
+        "Intro :class:`~rtrlax.GRU` and :func:`rtrlax.tasks.animal.discounted_return`.\n\n"
+        ".. math::\n\n    a &= b\\\\\n    c &= d\n\nAfter, with :math:`x_t`.\n"
+        ".. math::  G_t = c_t\n"
+    )
+    assert ext.convert(text).splitlines() == [
+        "Intro `GRU` and `discounted_return`.",
+        "",
+        "",
+        "\\[",
+        "\\begin{aligned}",
+        "a &= b\\\\",
+        "c &= d",
+        "\\end{aligned}",
+        "\\]",
+        "",
+        "After, with \\(x_t\\).",
+        "",
+        "\\[",
+        "G_t = c_t",
+        "\\]",
+    ]
