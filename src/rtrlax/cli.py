@@ -109,7 +109,10 @@ def _check_model(args) -> None:
 
 def _check_online(args) -> None:
     _check_model(args)
-    _positive(args, "steps", "batch", "update_every", "chunk")
+    _positive(args, "steps", "batch", "update_every", "chunk", "devices")
+    if args.devices is not None and args.batch % args.devices:
+        raise ValueError(f"--batch {args.batch} streams do not divide over --devices "
+                         f"{args.devices}: use a multiple of {args.devices}.")
     _finite_positive(args, "lr")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}.")
@@ -142,6 +145,8 @@ def _add_common(p: argparse.ArgumentParser, *, steps: int, hidden: int, lr: floa
     p.add_argument("--update-every", type=int, default=1, help="K: update every K steps (default 1)")
     p.add_argument("--chunk", type=int, default=500, help="steps per jitted chunk (default 500)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--devices", type=int, default=None,
+                   help="split the streams over this many devices (--batch must be a multiple)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default runs/<task>-<estimator>)")
     p.add_argument("--save", type=Path, default=None, help="write a learner checkpoint here at the end")
     p.add_argument("--resume", type=Path, default=None, help="continue from a checkpoint written by --save")
@@ -176,7 +181,7 @@ def _check_copy(args) -> None:
 def _online_kwargs(args) -> dict:
     names = ("estimator", "cell", "network", "layers", "hidden", "density", "input_density",
              "steps", "batch", "lr", "update_every", "chunk", "seed", "out", "save", "resume",
-             "quiet")
+             "quiet", "devices")
     return {n: getattr(args, n) for n in names} | {"config": resolved_config(args)}
 
 
@@ -217,6 +222,57 @@ def _run_charlm(args) -> dict:
 
     return run_online(task="charlm", task_options={"text": args.text, "byte_level": args.byte_level},
                       eval_chars=args.eval_chars, **_online_kwargs(args))
+
+
+# --- rtrlax run sequence ------------------------------------------------------------------------
+
+#: sequence-classification tasks: name -> (needs --data, the option --length sets)
+_SEQUENCE_TASKS = {"listops": (False, "max_length"), "digits": (False, None),
+                   "scifar": (True, None), "imdb": (True, "length"),
+                   "lra-listops": (True, "max_length")}
+
+
+def _add_sequence(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "sequence",
+        help="sequence classification: ListOps, sequential digits, sCIFAR, IMDB, LRA ListOps",
+        description="Online learning on whole labelled sequences streamed step by step (a reset "
+        "at each start, the label scored at every step, accuracy at the last): generated ListOps "
+        "and sequential 8x8 digits, or sequential CIFAR-10, byte-level IMDB and LRA ListOps from "
+        "your own downloaded files (--data). Defaults: a 2-layer LRU network with the online LRU.",
+    )
+    _add_common(p, steps=5000, hidden=64, lr=1e-3)
+    p.set_defaults(cell="lru", network="lrunet", layers=2, estimator="onlinelru")
+    p.add_argument("--seq-task", default="listops", choices=list(_SEQUENCE_TASKS),
+                   help="which task (default listops)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="folder of the downloaded files (scifar: cifar-10-batches-py; imdb: "
+                   "aclImdb; lra-listops: the TSV files)")
+    p.add_argument("--length", type=int, default=None,
+                   help="listops / lra-listops: longest sequence; imdb: bytes per review")
+    p.set_defaults(func=_run_sequence, check=_check_sequence)
+    return p
+
+
+def _check_sequence(args) -> None:
+    _check_online(args)
+    needs_data, length_option = _SEQUENCE_TASKS[args.seq_task]
+    if needs_data and (args.data is None or not args.data.is_dir()):
+        raise ValueError(f"--seq-task {args.seq_task} reads your downloaded files: give their "
+                         f"folder with --data (got {args.data}).")
+    if args.length is not None and length_option is None:
+        raise ValueError(f"--length does not apply to --seq-task {args.seq_task}.")
+    _positive(args, "length")
+
+
+def _run_sequence(args) -> dict:
+    from .experiments.online import run_online
+
+    _, length_option = _SEQUENCE_TASKS[args.seq_task]
+    options = {} if args.data is None else {"path": args.data}
+    if args.length is not None:
+        options[length_option] = args.length
+    return run_online(task=args.seq_task, task_options=options, **_online_kwargs(args))
 
 
 # --- rtrlax run trace-patterning ------------------------------------------------------------
@@ -278,6 +334,7 @@ RUNNERS: dict[str, Callable[..., argparse.ArgumentParser]] = {
     "copy": _add_copy,
     "charlm": _add_charlm,
     "trace-patterning": _add_trace,
+    "sequence": _add_sequence,
 }
 
 
