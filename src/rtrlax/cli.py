@@ -17,7 +17,8 @@ Extending it: register estimators, cells, networks or tasks in the registry (see
 docstring; ``--plugin MODULE`` imports a module of yours that does so).  A new kind of
 run is a function ``add(subparsers)`` in :data:`RUNNERS` that adds its sub-parser with
 ``set_defaults(func=..., check=...)``: ``check(args)`` validates (no JAX), ``func(args)``
-runs the experiment.
+runs the experiment, passing ``args.resolved`` (the task and every option: what
+``config.toml`` records) to it as its ``config``.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ def _check_model(args) -> None:
 
 def _check_online(args) -> None:
     _check_model(args)
-    _positive(args, "steps", "batch", "update_every", "chunk")
+    _positive(args, "steps", "batch", "update_every", "chunk", "devices")
+    if args.devices is not None and args.batch % args.devices:
+        raise ValueError(f"--batch {args.batch} streams do not divide over --devices "
+                         f"{args.devices}: use a multiple of {args.devices}.")
     _finite_positive(args, "lr")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}.")
@@ -142,6 +146,8 @@ def _add_common(p: argparse.ArgumentParser, *, steps: int, hidden: int, lr: floa
     p.add_argument("--update-every", type=int, default=1, help="K: update every K steps (default 1)")
     p.add_argument("--chunk", type=int, default=500, help="steps per jitted chunk (default 500)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--devices", type=int, default=None,
+                   help="split the streams over this many devices (--batch must be a multiple)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default runs/<task>-<estimator>)")
     p.add_argument("--save", type=Path, default=None, help="write a learner checkpoint here at the end")
     p.add_argument("--resume", type=Path, default=None, help="continue from a checkpoint written by --save")
@@ -176,8 +182,8 @@ def _check_copy(args) -> None:
 def _online_kwargs(args) -> dict:
     names = ("estimator", "cell", "network", "layers", "hidden", "density", "input_density",
              "steps", "batch", "lr", "update_every", "chunk", "seed", "out", "save", "resume",
-             "quiet")
-    return {n: getattr(args, n) for n in names} | {"config": resolved_config(args)}
+             "quiet", "devices")
+    return {n: getattr(args, n) for n in names} | {"config": args.resolved}
 
 
 def _run_copy(args) -> dict:
@@ -217,6 +223,57 @@ def _run_charlm(args) -> dict:
 
     return run_online(task="charlm", task_options={"text": args.text, "byte_level": args.byte_level},
                       eval_chars=args.eval_chars, **_online_kwargs(args))
+
+
+# --- rtrlax run sequence ------------------------------------------------------------------------
+
+#: sequence-classification tasks: name -> (needs --data, the option --length sets)
+_SEQUENCE_TASKS = {"listops": (False, "max_length"), "digits": (False, None),
+                   "scifar": (True, None), "imdb": (True, "length"),
+                   "lra-listops": (True, "max_length")}
+
+
+def _add_sequence(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "sequence",
+        help="sequence classification: ListOps, sequential digits, sCIFAR, IMDB, LRA ListOps",
+        description="Online learning on whole labelled sequences streamed step by step (a reset "
+        "at each start, the label scored at every step, accuracy at the last): generated ListOps "
+        "and sequential 8x8 digits, or sequential CIFAR-10, byte-level IMDB and LRA ListOps from "
+        "your own downloaded files (--data). Defaults: a 2-layer LRU network with the online LRU.",
+    )
+    _add_common(p, steps=5000, hidden=64, lr=1e-3)
+    p.set_defaults(cell="lru", network="lrunet", layers=2, estimator="onlinelru")
+    p.add_argument("--seq-task", default="listops", choices=list(_SEQUENCE_TASKS),
+                   help="which task (default listops)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="folder of the downloaded files (scifar: cifar-10-batches-py; imdb: "
+                   "aclImdb; lra-listops: the TSV files)")
+    p.add_argument("--length", type=int, default=None,
+                   help="listops / lra-listops: longest sequence; imdb: bytes per review")
+    p.set_defaults(func=_run_sequence, check=_check_sequence)
+    return p
+
+
+def _check_sequence(args) -> None:
+    _check_online(args)
+    needs_data, length_option = _SEQUENCE_TASKS[args.seq_task]
+    if needs_data and (args.data is None or not args.data.is_dir()):
+        raise ValueError(f"--seq-task {args.seq_task} reads your downloaded files: give their "
+                         f"folder with --data (got {args.data}).")
+    if args.length is not None and length_option is None:
+        raise ValueError(f"--length does not apply to --seq-task {args.seq_task}.")
+    _positive(args, "length")
+
+
+def _run_sequence(args) -> dict:
+    from .experiments.online import run_online
+
+    _, length_option = _SEQUENCE_TASKS[args.seq_task]
+    options = {} if args.data is None else {"path": args.data}
+    if args.length is not None:
+        options[length_option] = args.length
+    return run_online(task=args.seq_task, task_options=options, **_online_kwargs(args))
 
 
 # --- rtrlax run trace-patterning ------------------------------------------------------------
@@ -270,7 +327,7 @@ def _run_trace(args) -> dict:
 
     names = ("method", "variant", "isi", "steps", "seeds", "seed", "lr", "gamma", "lam", "log",
              "out", "quiet")
-    return run_prediction(**{n: getattr(args, n) for n in names}, config=resolved_config(args))
+    return run_prediction(**{n: getattr(args, n) for n in names}, config=args.resolved)
 
 
 #: ``rtrlax run <name>``: a function adding the sub-parser (with ``func`` and ``check``)
@@ -278,7 +335,16 @@ RUNNERS: dict[str, Callable[..., argparse.ArgumentParser]] = {
     "copy": _add_copy,
     "charlm": _add_charlm,
     "trace-patterning": _add_trace,
+    "sequence": _add_sequence,
+    "rl": lambda sub: _rl().add_rl(sub),
+    "predict": lambda sub: _rl().add_predict(sub),
 }
+
+
+def _rl():
+    from .experiments import rl  # argparse and registry only: no JAX, no gymnax
+
+    return rl
 
 
 # --- rtrlax demo / list ---------------------------------------------------------------------
@@ -341,7 +407,8 @@ def _run_list(args) -> dict:
 # --- configuration files --------------------------------------------------------------------
 
 #: options that are not part of an experiment's identity (not written to config.toml)
-_NOT_RECORDED = {"func", "check", "command", "task", "config", "out", "save", "quiet"}
+_NOT_RECORDED = {"func", "check", "command", "command_name", "task", "config", "out", "save",
+                 "quiet", "resolved"}
 
 
 def resolved_config(args) -> dict:
@@ -452,11 +519,17 @@ def _prepare(argv: list[str]):
         chosen = subparsers[task]
         for module in values.get("plugin", []):
             _import_plugin(module)
-        chosen.set_defaults(**_config_defaults(chosen, values, path))
+        defaults = _config_defaults(chosen, values, path)
+        chosen.set_defaults(**defaults)
+        for action in chosen._actions:  # a required flag the file gives is no longer required
+            if action.dest in defaults:
+                action.required = False
     args = parser.parse_args(argv)
     for module in getattr(args, "plugin", []) or []:
         _import_plugin(module)
     args.check(args)
+    if args.command == "run":  # what config.toml records (runners pass it on as ``config``)
+        args.resolved = resolved_config(args)
     return parser, args
 
 

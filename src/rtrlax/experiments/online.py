@@ -54,10 +54,12 @@ def run_online(
     resume: Path | None = None,
     quiet: bool = False,
     eval_chars: int | None = None,
+    devices: int | None = None,
     config: dict | None = None,
 ) -> dict:
     """Train online and write the results; returns ``{"history", "seconds", "state"}``
-    (and ``"test_bpc"`` for the char-LM).  ``config`` is what ``metrics.json`` and
+    (and ``"test_bpc"`` for the char-LM).  ``devices``: split the streams over that many
+    devices (:func:`rtrlax.learning.sharding.stream_mesh`).  ``config`` is what ``metrics.json`` and
     ``config.toml`` record (the command line passes its resolved options)."""
     import jax
     import optax
@@ -69,8 +71,13 @@ def run_online(
     model = build_model(network=network, cell=cell, input_size=the_task.input_size,
                         output_size=the_task.output_size, hidden=hidden, layers=layers,
                         density=density, input_density=input_density, key=k_model)
+    mesh = None
+    if devices is not None:
+        from ..learning.sharding import stream_mesh
+
+        mesh = stream_mesh(devices)
     learner = OnlineLearner(model, registry.make_estimator(estimator), optax.adam(lr),
-                            update_every=update_every)
+                            update_every=update_every, mesh=mesh)
     if resume is not None:
         state = learner.restore(resume, batch_size=batch, task=the_task)
     else:
