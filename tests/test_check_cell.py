@@ -125,16 +125,3 @@ def test_check_model_on_a_deep_stack():
     assert names["RTRL = BPTT"] and names["sequence mode = stepping"]
     assert names["SnAp(1) = RTRL"] is None  # several cores: reported, not required
 
-
-@pytest.mark.slow
-def test_own_cell_doc_runs(capsys):
-    """Every python block of docs/own_cell.md, in order, as one script."""
-    import pathlib
-    import re
-
-    doc = pathlib.Path(__file__).resolve().parent.parent / "docs" / "own_cell.md"
-    code = "\n".join(re.findall(r"```python\n(.*?)```", doc.read_text(), re.S))
-    exec(compile(code, str(doc), "exec"), {"__name__": "own_cell_doc"})
-    out = capsys.readouterr().out
-    assert "[ok  ] SnAp(1) = RTRL" in out and "check failed: element-wise recurrence" in out
-    assert "[ok  ] sequence mode = stepping" in out
