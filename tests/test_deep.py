@@ -32,6 +32,15 @@ def test_lrunet_is_the_deep_stack_with_the_lru_cell(pool):
     leaves = lambda m: jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_inexact_array))  # noqa: E731
     for a, b in zip(leaves(net), leaves(deep), strict=True):
         np.testing.assert_array_equal(a, b)
+    assert net.cores() == tuple(b.lru.core for b in net.blocks)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pool", [False, True])
+def test_lrunet_and_the_deep_stack_compute_the_same(pool):
+    key = jax.random.key(7)
+    net = rx.LRUNet(2, 3, d_model=6, d_hidden=4, n_layers=2, key=key, pool=pool)
+    deep = DeepRNN(2, 3, cell="lru", d_model=6, d_hidden=4, n_layers=2, key=key, pool=pool)
     xs, _ = data(net, 0, 3)
     s_net, s_deep = net.initial_state(), deep.initial_state()
     for x in xs:  # a few eager steps (no compilation)
@@ -40,15 +49,16 @@ def test_lrunet_is_the_deep_stack_with_the_lru_cell(pool):
     assert net.cores() == tuple(b.lru.core for b in net.blocks)
 
 
-@pytest.mark.slow  # the default run checks 2 layers through the BPTT test below
-@pytest.mark.parametrize("layers", [1, 2, 3, 4])
+@pytest.mark.parametrize("layers", [pytest.param(n, marks=pytest.mark.slow) if n != 1 else n
+                                    for n in (1, 2, 3, 4)])  # fmt: skip
 def test_lru_network_sequence_mode_equals_stepping(layers):
     net = rx.LRUNet(3, 2, d_model=6, d_hidden=5, n_layers=layers, key=jax.random.key(layers),
                     r_min=0.5, pool=layers % 2 == 0)  # fmt: skip
     xs, _ = data(net, layers, 40)
     s_step, y_step = stepwise(net, xs)
     assert net.has_sequence
-    for chunk in (None, 16):  # all at once; chunks of 16 steps and a remainder of 8
+    # chunks of 16 steps and a remainder of 8 (+ all at once, in the slow runs)
+    for chunk in (16,) if layers == 1 else (None, 16):
         s_seq, y_seq = run_sequence(net, xs, chunk=chunk)
         np.testing.assert_allclose(y_seq, y_step, rtol=1e-12, atol=1e-12)
         for a, b in zip(jax.tree_util.tree_leaves(s_seq), jax.tree_util.tree_leaves(s_step), strict=True):
@@ -56,7 +66,8 @@ def test_lru_network_sequence_mode_equals_stepping(layers):
 
 
 @pytest.mark.parametrize(
-    "layers,pool", [(2, True), pytest.param(1, False, marks=pytest.mark.slow),
+    "layers,pool", [pytest.param(2, True, marks=pytest.mark.slow),
+                    pytest.param(1, False, marks=pytest.mark.slow),
                     pytest.param(4, False, marks=pytest.mark.slow)],
 )  # fmt: skip
 def test_bptt_in_sequence_mode_equals_stepwise_bptt(layers, pool):

@@ -71,7 +71,7 @@ def test_declares_elementwise_recurrence(name):
 
 
 @pytest.mark.parametrize(
-    "name", [n if n in ("rtu", "mingru") else pytest.param(n, marks=pytest.mark.slow) for n in LINEAR]
+    "name", [n if n == "mingru" else pytest.param(n, marks=pytest.mark.slow) for n in LINEAR]
 )
 def test_sequence_mode_equals_stepping(name):
     cell = NEW_CELLS[name](3, 5, key=jax.random.key(4))
