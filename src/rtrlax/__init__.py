@@ -24,10 +24,19 @@ _EXPORTS: dict[str, str] = {
     "LRU": ".cells.lru",
     "LRUCore": ".cells.lru",
     "VanillaRNN": ".cells.vanilla",
+    "AbstractLinearGatedCell": ".cells.base",
+    "run_sequence": ".cells.base",
+    "RTU": ".cells.rtu",
+    "NonlinearRTU": ".cells.rtu",
+    "ELSTM": ".cells.elstm",
+    "MinGRU": ".cells.mingru",
+    "MinLSTM": ".cells.minlstm",
+    "RGLRU": ".cells.rglru",
     # networks
     "Readout": ".nets.readout",
     "Constructive": ".nets.ccn",
     "LRUNet": ".nets.lru_net",
+    "DeepRNN": ".nets.deep",
     "columnar_network": ".nets.columnar",
     # estimators
     "AbstractEstimator": ".estimators.base",
@@ -78,7 +87,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 #: public sub-modules, imported on first use
-_SUBMODULES = ("diagnostics", "registry")
+_SUBMODULES = ("diagnostics", "registry", "testing")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 
@@ -102,11 +111,20 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from . import diagnostics as diagnostics
+    from . import testing as testing
     from .agents.actor_critic import ActorCritic as ActorCritic
     from .agents.actor_critic import Memoryless as Memoryless
     from .agents.prediction import TDPrediction as TDPrediction
     from .cells.base import AbstractCell as AbstractCell
     from .cells.base import AbstractGatedCell as AbstractGatedCell
+    from .cells.base import AbstractLinearGatedCell as AbstractLinearGatedCell
+    from .cells.base import run_sequence as run_sequence
+    from .cells.elstm import ELSTM as ELSTM
+    from .cells.mingru import MinGRU as MinGRU
+    from .cells.minlstm import MinLSTM as MinLSTM
+    from .cells.rglru import RGLRU as RGLRU
+    from .cells.rtu import RTU as RTU
+    from .cells.rtu import NonlinearRTU as NonlinearRTU
     from .cells.columnar import Columnar as Columnar
     from .cells.egru import EGRU as EGRU
     from .cells.gru import GRU as GRU
@@ -142,6 +160,7 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from .learning.meta import truncated_meta_gradient as truncated_meta_gradient
     from .nets.ccn import Constructive as Constructive
     from .nets.columnar import columnar_network as columnar_network
+    from .nets.deep import DeepRNN as DeepRNN
     from .nets.lru_net import LRUNet as LRUNet
     from .nets.readout import Readout as Readout
     from .streams import AbstractTask as AbstractTask

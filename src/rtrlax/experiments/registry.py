@@ -59,6 +59,7 @@ from typing import Any, Callable
 #: modules imported on first use of the registry; each registers its own entries
 PLUGINS: tuple[str, ...] = (
     "rtrlax.experiments.builtin",
+    "rtrlax.experiments.elementwise",
     "rtrlax.experiments.sequence_tasks",
     "rtrlax.experiments.rl",
 )
