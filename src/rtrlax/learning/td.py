@@ -34,6 +34,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ..estimators.base import AbstractOnlineEstimator, split_params
+from ._checks import check_finite, check_steps
 
 
 class TDState(NamedTuple):
@@ -124,6 +125,8 @@ class TDLambda(eqx.Module):
 
     def run(self, state: TDState, xs: Array, cumulants: Array) -> tuple[TDState, Array]:
         """``n`` steps in one ``lax.scan`` (``xs`` ``[n, input]``, ``cumulants`` ``[n]``)."""
+        n_in = getattr(state.model, "input_size", None)
+        _check_td_stream(xs, cumulants, None if n_in is None else (n_in,), ())
 
         def body(s, xc):
             return self.step(s, *xc)
@@ -298,10 +301,33 @@ class ColumnarTD(eqx.Module):
         return ColumnarTDState(theta, E, V, h, c, TH, TC, count, y), y
 
     def run(self, s: ColumnarTDState, xs, cumulants, *, unroll: int = 1):
+        """``n`` steps in one ``lax.scan`` (``xs`` ``[n, input(, streams)]``, ``cumulants``
+        ``[n(, streams)]``)."""
+        streams = tuple(jnp.shape(s.count))
+        _check_td_stream(xs, cumulants, (s.TH.shape[0] - 2,) + streams, streams)
+
         def body(st, xc):
             return self.step(st, *xc)
 
         return jax.lax.scan(body, s, (xs, cumulants), unroll=unroll)
+
+
+def _check_td_stream(xs, cumulants, x_shape, c_shape) -> None:
+    """Shapes (always) and NaN/Inf (when the arrays are concrete, i.e. not under
+    ``vmap``/``jit``) of a TD stream; a ValueError naming what was expected."""
+    xs_shape, c = jnp.shape(xs), jnp.shape(cumulants)
+    if len(xs_shape) < 1 or (x_shape is not None and tuple(xs_shape[1:]) != tuple(x_shape)):
+        want = "[n, input]" if x_shape is None else f"[n, {', '.join(map(str, x_shape))}]"
+        raise ValueError(f"xs must have shape {want} (time first), got {xs_shape}.")
+    if tuple(c) != (xs_shape[0],) + tuple(c_shape):
+        raise ValueError(
+            f"cumulants must have shape {[xs_shape[0], *c_shape]} (one scalar per step"
+            f"{' and stream' if c_shape else ''}), got {c}."
+        )
+    check_steps(xs_shape[0], "xs")
+    for name, arr in (("xs", xs), ("cumulants", cumulants)):
+        if not isinstance(arr, jax.core.Tracer):
+            check_finite(name, arr)
 
 
 def msre_chunk(learner, env, *, block: int, blocks: int):
