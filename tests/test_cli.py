@@ -58,7 +58,7 @@ def test_estimator_specs():
 
 
 def test_demo_runs_small(tmp_path, capsys):
-    main(["demo", "--steps", "500", "--batch", "2", "--hidden", "4", "--out", str(tmp_path)])
+    main(["demo", "--steps", "100", "--batch", "2", "--hidden", "4", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "RTRL (exact)" in out and "trace-free" in out
     assert (tmp_path / "demo.png").stat().st_size > 1000
