@@ -30,10 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtrlax.cells.columnar import columnar_network
-from rtrlax.cli import machine_description as machine
+from rtrlax.nets.columnar import columnar_network
+from rtrlax.experiments.results import machine_description as machine
 from rtrlax.learning.td import ColumnarTD, msre_chunk
-from rtrlax.tasks.animal import TBPTT_PAIRS, make_td_learner, trace_patterning
+from rtrlax.experiments.prediction import TBPTT_PAIRS, make_td_learner
+from rtrlax.tasks.animal import trace_patterning
 
 F32 = jnp.float32
 TP_JSON = "docs/results/animal_throughput.json"

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 import rtrlax as rx
-from rtrlax.cli import machine_description
+from rtrlax.experiments.results import machine_description
 
 ESTIMATORS = {
     "snap1": ("SnAp-1", lambda a: rx.SnAp(1)),

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import optax
 
 import rtrlax as rx
-from rtrlax.cli import machine_description
+from rtrlax.experiments.results import machine_description
 
 
 def rss_mib() -> float:

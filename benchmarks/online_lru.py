@@ -40,7 +40,7 @@ import optax
 
 import rtrlax as rx
 from common import bptt_chunk_grads
-from rtrlax.cli import machine_description as machine
+from rtrlax.experiments.results import machine_description as machine
 from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits
 
 ROOT = Path(__file__).resolve().parents[1]

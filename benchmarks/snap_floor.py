@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import step_cost as sc  # noqa: E402
 from common import materialize  # noqa: E402
 
-from rtrlax.cli import machine_description  # noqa: E402
+from rtrlax.experiments.results import machine_description  # noqa: E402
 
 
 def _core_shapes(k: int, d: int):

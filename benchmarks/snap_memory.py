@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 import rtrlax as rx
-from rtrlax.cli import machine_description
+from rtrlax.experiments.results import machine_description
 from rtrlax.estimators._pattern import pattern_sizes
 from rtrlax.estimators.snap import kept_support, snapn_init
 

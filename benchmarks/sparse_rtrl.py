@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 import rtrlax as rx
-from rtrlax.cli import machine_description
+from rtrlax.experiments.results import machine_description
 from rtrlax.diagnostics.accounting import (
     dense_rtrl_influence_floats,
     sparse_rtrl_cost,

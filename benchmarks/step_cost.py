@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 import rtrlax as rx
 from common import bptt_chunk_grads
-from rtrlax.cli import machine_description
+from rtrlax.experiments.results import machine_description
 
 INPUT_SIZE = 32
 OUTPUT_SIZE = 8

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from common import materialize
-from rtrlax.cli import machine_description
+from rtrlax.experiments.results import machine_description
 
 
 def time_variant(mode: str, streams: int, k: int, steps: int, repeats: int) -> float:

@@ -168,3 +168,74 @@ def test_model_alone_saves_and_loads_for_inference(tmp_path):
     ck.save_model(tmp_path / "m.eqx", trained)
     with pytest.raises(ck.CheckpointError, match="does not match"):
         ck.load_model(tmp_path / "m.eqx", other)
+
+
+# --- the command line: kill, stop, resume ----------------------------------------------------
+
+CLI_RUN = ["run", "copy", "--hidden", "4", "--batch", "2", "--pattern-length", "2",
+           "--padding", "1", "--bits", "2", "--chunk", "10", "--save-every", "10", "--quiet"]
+
+
+def _rtrlax(args, **kw):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-c", "import sys; from rtrlax.cli import main; "
+                             "sys.exit(main(sys.argv[1:]))", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+
+
+def _wait_for(pred, proc, timeout=600):
+    import time
+
+    t0 = time.monotonic()
+    while not pred():
+        assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.communicate()}"
+        assert time.monotonic() - t0 < timeout
+        time.sleep(0.05)
+
+
+def _final_arrays(root):
+    newest = ck.list_checkpoints(root)[-1]
+    with np.load(newest / "state.npz") as z:
+        return newest.name, {k: z[k] for k in z.files}
+
+
+@pytest.mark.slow  # three to four interpreter starts with JAX
+def test_cli_sigkill_truncation_and_sigterm_resume_bit_identically(tmp_path):
+    steps = 4000  # long enough to be interrupted (the interrupted runs never reach it)
+    # the reference: an uninterrupted run of 60 steps
+    ref = _rtrlax(CLI_RUN + ["--steps", 60, "--save", tmp_path / "ref", "--out", tmp_path / "o1"])
+    assert ref.wait() == 0, ref.communicate()
+    # SIGKILL once two checkpoints exist; truncate the newest; resume latest up to 60
+    run = _rtrlax(CLI_RUN + ["--steps", steps, "--save", tmp_path / "k", "--out", tmp_path / "o2"])
+    _wait_for(lambda: len(list((tmp_path / "k").glob("step-*/meta.json"))) >= 2, run)
+    run.kill()
+    run.wait()
+    kept = ck.list_checkpoints(tmp_path / "k")
+    newest = kept[-1] / "state.npz"
+    newest.write_bytes(newest.read_bytes()[:100])  # a truncated checkpoint
+    resume = _rtrlax(CLI_RUN + ["--steps", 60, "--save", tmp_path / "k", "--resume", "latest",
+                                "--out", tmp_path / "o3"])  # fmt: skip
+    out, err = resume.communicate()
+    assert resume.returncode == 0, err
+    assert "skipping a bad checkpoint" in err and newest.parent.name in err
+    name_a, a = _final_arrays(tmp_path / "ref")
+    name_b, b = _final_arrays(tmp_path / "k")
+    assert name_a == name_b == "step-000000000060"
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    m1 = json.loads((tmp_path / "o1" / "metrics.json").read_text())["history"]
+    m3 = json.loads((tmp_path / "o3" / "metrics.json").read_text())["history"]
+    assert m1 == m3
+    # SIGTERM: the chunk finishes, the run saves and exits 0
+    run = _rtrlax(CLI_RUN + ["--steps", steps, "--save", tmp_path / "t", "--out", tmp_path / "o4"])
+    _wait_for(lambda: any((tmp_path / "t").glob("step-*/meta.json")), run)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    assert "stopped by signal" in out and "Traceback" not in err
+    last = ck.list_checkpoints(tmp_path / "t")[-1]
+    assert int(last.name.split("-")[1]) < steps and ck.is_checkpoint(last)

@@ -142,3 +142,42 @@ def test_fuzz_the_whole_grid():
         seen[check_accumulate(cell, hidden, density, name, 0)] += 1
         check_learner(cell, hidden, density, name, 1)
     assert sum(seen.values()) == GRID_SIZE and seen["ran"] > seen["refused"] > 0
+
+
+# --- the command line: random argument sets, checked before any work -------------------------
+
+CLI_VALUES = {
+    "--estimator": ["snap:1", "rtrl", "snap:0", "tbptt:x", "uoro", "color", "nope", "bptt"],
+    "--cell": ["gru", "vanilla", "lstm", "columnar", "egru", "transformer"],
+    "--hidden": ["4", "0", "-3"],
+    "--steps": ["10", "0"],
+    "--batch": ["2", "0"],
+    "--lr": ["0.01", "nan", "0", "-1", "inf"],
+    "--density": ["1.0", "0.5", "1.5", "0", "nan"],
+    "--update-every": ["1", "4", "0"],
+    "--chunk": ["5", "0"],
+    "--save-every": ["5", "0"],
+    "--resume": ["latest", "/nonexistent/ckpt"],
+    "--seed": ["0", "-1"],
+}
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(st.dictionaries(st.sampled_from(sorted(CLI_VALUES)), st.integers(0, 7), max_size=5),
+       st.booleans())  # fmt: skip
+def test_fuzz_command_line_arguments_pass_or_fail_in_one_line(choice, with_save):
+    """Every random set of well-typed arguments either passes every check (the run would
+    start) or is refused with a ValueError of one line — what ``main`` prints on stderr
+    with exit status 2 — before JAX does any work."""
+    from rtrlax.cli import _prepare
+
+    argv = ["run", "copy", "--quiet"]
+    for flag, i in choice.items():
+        argv += [flag, CLI_VALUES[flag][i % len(CLI_VALUES[flag])]]
+    if with_save:
+        argv += ["--save", "/tmp/rtrlax-fuzz-never-written"]
+    try:
+        _prepare(argv)
+    except ValueError as e:
+        check_value_error(e)
+        assert "\n" not in str(e), str(e)

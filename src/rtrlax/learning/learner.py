@@ -41,7 +41,7 @@ from ..estimators.base import (  # noqa: F401  (mean_over_streams: re-exported)
     mean_over_streams,
     split_params,
 )
-from ..tasks.base import AbstractTask, Sample
+from ..streams import AbstractTask, Sample
 from ._checks import check_output_and_loss, check_steps
 
 
@@ -250,6 +250,7 @@ class OnlineLearner(eqx.Module):
         hparams: dict | None = None,
         metrics: dict | None = None,
         stop: Callable[[], bool] | None = None,
+        on_chunk: Callable[[LearnerState, dict], None] | None = None,
     ) -> tuple[LearnerState, dict[str, np.ndarray]]:
         """Advance every stream ``n_steps`` steps of ``task``, in jitted chunks.
 
@@ -276,6 +277,8 @@ class OnlineLearner(eqx.Module):
         ``keep`` are kept.  ``hparams`` (a JSON-able dict, e.g. the learning rate) is
         recorded with them for :meth:`resume` to compare.  ``metrics``: the history of the
         run so far (from :meth:`resume`), which the returned metrics extend.
+        ``on_chunk(state, chunk_metrics)`` is called after each chunk, before its metrics
+        are recorded; entries it adds to ``chunk_metrics`` are recorded too.
         """
         if state.task_state is None:
             raise ValueError("this learner state has no task; create it with init(key, task=task).")
@@ -330,6 +333,8 @@ class OnlineLearner(eqx.Module):
             state = new_state
             done += n
             chunk_metrics["step"] = int(state.step)
+            if on_chunk is not None:
+                on_chunk(state, chunk_metrics)
             for k, v in chunk_metrics.items():
                 history.setdefault(k, []).append(v)
             if bar is not None:
