@@ -218,7 +218,7 @@ def test_user_registered_estimator_runs_from_the_same_machinery(tmp_path):
 
 
 def test_demo_runs_small(tmp_path, capsys):
-    main(["demo", "--steps", "100", "--batch", "2", "--hidden", "4", "--out", str(tmp_path)])
+    main(["demo", "--steps", "500", "--batch", "2", "--hidden", "4", "--out", str(tmp_path)])
     out = capsys.readouterr().out
     assert "RTRL (exact)" in out and "trace-free" in out
     assert (tmp_path / "demo.png").stat().st_size > 1000

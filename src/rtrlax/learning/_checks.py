@@ -29,7 +29,10 @@ def check_steps(n: int, what: str = "the sequence") -> None:
 
 def check_finite(name: str, arr, batch: int | None = None) -> None:
     """NaN/Inf in ``arr`` (``[T, ...]`` or, with ``batch``, ``[B, T, ...]``): a ValueError
-    naming the first bad (stream,) step."""
+    naming the first bad (stream,) step.  Skipped for traced arrays (inside ``jit`` or
+    ``vmap``), whose values are not known yet."""
+    if isinstance(arr, jax.core.Tracer):  # under jit/vmap: values unknown, shapes checked
+        return
     a = np.asarray(arr)
     if not np.issubdtype(a.dtype, np.inexact) or a.size == 0:
         return
