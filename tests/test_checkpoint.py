@@ -40,22 +40,22 @@ def assert_same(a, b):
 
 def test_periodic_checkpoints_keep_k_and_resume_bit_identically(tmp_path):
     lrn = learner()
-    straight, m_straight = lrn.run(fresh(lrn), TASK, 40, chunk=6, save_every=10,
+    straight, m_straight = lrn.run(fresh(lrn), TASK, 24, chunk=6, save_every=8,
                                    directory=tmp_path / "a", keep=2, hparams={"lr": 1e-2})  # fmt: skip
-    # chunks end on the save points: 6, 10, 16, 20, ...
-    assert list(m_straight["step"]) == [6, 10, 16, 20, 26, 30, 36, 40]
+    # chunks end on the save points: 6, 8, 14, 16, ... (chunks of 6 and 2: two compilations)
+    assert list(m_straight["step"]) == [6, 8, 14, 16, 22, 24]
     kept = [p.name for p in ck.list_checkpoints(tmp_path / "a")]
-    assert kept == ["step-000000000030", "step-000000000040"]
+    assert kept == ["step-000000000016", "step-000000000024"]
     assert not [p for p in (tmp_path / "a").iterdir() if p.name.startswith(".")]
-    # the 30-step checkpoint holds the metrics so far; resuming it ends where `straight` did
+    # the 16-step checkpoint holds the metrics so far; resuming it ends where `straight` did
     part = ck.load_state(tmp_path / "a" / kept[0], fresh(lrn), with_metrics=True)
-    assert list(part.metrics["step"]) == [6, 10, 16, 20, 26, 30]
-    assert part.meta["step"] == 30 and part.meta["hparams"]["lr"] == 1e-2
+    assert list(part.metrics["step"]) == [6, 8, 14, 16]
+    assert part.meta["step"] == 16 and part.meta["hparams"]["lr"] == 1e-2
     (tmp_path / "a" / kept[1] / "state.npz").unlink()  # the newest is now partial
     with pytest.warns(UserWarning, match="skipping a bad checkpoint"):
         state, metrics = lrn.resume(tmp_path / "a", batch_size=2, task=TASK, hparams={"lr": 1e-2})
-    assert int(state.step) == 30
-    resumed, m_resumed = lrn.run(state, TASK, 10, chunk=6, save_every=10, metrics=metrics,
+    assert int(state.step) == 16
+    resumed, m_resumed = lrn.run(state, TASK, 8, chunk=6, save_every=8, metrics=metrics,
                                  directory=tmp_path / "b", hparams={"lr": 1e-2})  # fmt: skip
     assert_same(straight, resumed)
     for k in m_straight:
@@ -152,9 +152,7 @@ def test_stop_on_signal_finishes_the_chunk_saves_and_returns(tmp_path):
 
 
 def test_model_alone_saves_and_loads_for_inference(tmp_path):
-    lrn = learner()
-    state, _ = lrn.run(fresh(lrn), TASK, 4, chunk=4)
-    trained = lrn.model(state)
+    trained = jax.tree_util.tree_map(lambda a: a + 0.5 if eqx.is_inexact_array(a) else a, NET)
     ck.save_model(tmp_path / "m.eqx", trained)
     ck.save_model(tmp_path / "m.eqx", trained)  # our own file may be overwritten
     loaded = ck.load_model(tmp_path / "m.eqx", NET)

@@ -122,13 +122,13 @@ def check_learner(cell, hidden, density, name, seed):
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 
 
-@settings(max_examples=4, **SETTINGS)
+@settings(max_examples=3, **SETTINGS)
 @given(config)
 def test_fuzz_accumulate_grads_keeps_its_claims(cfg):
     check_accumulate(*cfg)
 
 
-@settings(max_examples=3, **SETTINGS)
+@settings(max_examples=2, **SETTINGS)
 @given(config)
 def test_fuzz_learner_applies_the_estimators_gradient(cfg):
     check_learner(*cfg)

@@ -96,12 +96,13 @@ def test_td_entry_points_check_their_streams():
 
 
 def test_stochastic_estimators_say_which_key_they_use():
-    xs, ts = sequence(0, 3, 3, 2)
-    for est in (rx.UORO(), rx.KFRTRL()):
-        model = NET if isinstance(est, rx.UORO) else rx.Readout(
-            rx.VanillaRNN(3, 4, key=jax.random.key(0)), 2, key=jax.random.key(1))
+    """accumulate_grads(..., key=None) and TDLambda.init(model) reach ``init`` without a
+    key: the estimator warns which key it uses."""
+    vanilla = rx.Readout(rx.VanillaRNN(3, 4, key=jax.random.key(0)), 2, key=jax.random.key(1))
+    for est, model in ((rx.UORO(), NET), (rx.KFRTRL(), vanilla)):
         with pytest.warns(UserWarning, match=r"no key: using jax.random.key\(0\)"):
-            rx.accumulate_grads(est, model, xs, ts, mse)
+            carry = est.init(model)
+        assert np.array_equal(jax.random.key_data(carry.key), jax.random.key_data(jax.random.key(0)))
 
 
 # --- honest metrics -------------------------------------------------------------------------
@@ -144,8 +145,8 @@ def test_td_lambda_on_recurrent_parameters_matches_an_unrolled_reference():
     reference: eligibility traces accumulated by hand from jax.grad of each step's
     prediction through the network unrolled from the start (with the parameters each
     past step actually used), the TD update written out."""
-    gamma, lam, lr, T = 0.8, 0.7, 0.05, 6
-    net = rx.Readout(rx.GRU(2, 3, key=jax.random.key(4)), 1, key=jax.random.key(5))
+    gamma, lam, lr, T = 0.8, 0.7, 0.05, 4
+    net = rx.Readout(rx.GRU(2, 2, key=jax.random.key(4)), 1, key=jax.random.key(5))
     xs = jax.random.normal(jax.random.key(6), (T, 2))
     cs = jax.random.normal(jax.random.key(7), (T,))
     td = rx.TDLambda(rx.RTRL(), optax.sgd(lr), gamma=gamma, lam=lam)
@@ -196,8 +197,9 @@ def test_fully_online_learning_matches_a_hand_written_loop():
     opt = optax.sgd(0.05)
     opt_state = opt.init(params)
     ref = []
+    step = jax.jit(lambda p, c, x, t: est.step(eqx.combine(p, static), c, x, t, mse))
     for t in range(5):
-        carry, out = est.step(eqx.combine(params, static), carry, xs[t], ts[t], mse)
+        carry, out = step(params, carry, xs[t], ts[t])
         upd, opt_state = opt.update(out.grads, opt_state, params)
         params = optax.apply_updates(params, upd)
         ref.append(out.loss)
@@ -251,8 +253,8 @@ def test_resets_restart_state_and_traces_while_learning():
 
 def test_readme_quick_start_computes_the_gradient_it_claims():
     """The README's quick start (SnAp-1 on a dense GRU, summed squared error): the
-    losses are those of the forward pass; RTRL on the same call is BPTT to 1e-10; SnAp-1
-    is an approximation of it, close but not equal."""
+    losses are those of the forward pass; SnAp-1's gradient approximates BPTT's, close
+    but not equal (a dense GRU couples every unit)."""
     cell = rx.GRU(input_size=3, hidden_size=16, key=jax.random.key(0))
     xs = jax.random.normal(jax.random.key(1), (5, 3))
     targets = jnp.zeros((5, 16))
@@ -263,8 +265,6 @@ def test_readme_quick_start_computes_the_gradient_it_claims():
         s, y = cell(s, x)
         ref_losses.append(jnp.sum(y**2))
     np.testing.assert_allclose(losses, jnp.stack(ref_losses), rtol=1e-12)
-    g_bptt, _ = bptt(cell, xs, targets, loss_fn)
-    g_rtrl, _ = rx.accumulate_grads(rx.RTRL(), cell, xs, targets, loss_fn)
-    assert rel_err(g_rtrl, g_bptt) <= 1e-10
+    g_bptt, _ = bptt(cell, xs, targets, loss_fn)  # (RTRL = BPTT: test_exact.py)
     err = rel_err(grads, g_bptt)
     assert 1e-6 < err < 0.5
