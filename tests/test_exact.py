@@ -39,11 +39,11 @@ def test_bptt_equals_unrolled_jax_grad(name, density):
 
 # sizes from small fixed sets: examples that share (cell, hidden, d_in, steps) reuse the
 # compiled functions (density and seed change only array values)
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     name=st.sampled_from(sorted(CELLS)),
     hidden=st.sampled_from([1, 4]),
-    d_in=st.sampled_from([1, 3]),
+    d_in=st.sampled_from([2]),
     steps=st.sampled_from([1, 7]),
     density=st.sampled_from([1.0, 0.5, 0.25]),
     seed=st.integers(0, 2**16),
