@@ -246,3 +246,12 @@ def test_sequence_classification_runs_and_needs_data_for_file_tasks(tmp_path, ca
     with pytest.raises(SystemExit) as e:
         main(["run", "sequence", "--seq-task", "scifar"])
     assert e.value.code == 2 and "--data" in capsys.readouterr().err
+
+
+def test_devices_flag_gives_the_same_run(tmp_path):
+    """--devices 1 goes through the sharded learner (a one-device mesh): same numbers."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(TINY_COPY + ["--out", str(a)]) == 0
+    assert main(TINY_COPY + ["--devices", "1", "--out", str(b)]) == 0
+    hist = [json.loads((d / "metrics.json").read_text())["history"] for d in (a, b)]
+    assert hist[0] == hist[1]

@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "ColumnarTD": ".learning.td",
     "TDLambda": ".learning.td",
     "td_rmsprop": ".learning.td",
+    "stream_mesh": ".learning.sharding",
+    "put_streams": ".learning.sharding",
     "OnlineMetaGradient": ".learning.meta",
     "online_meta_gradient": ".learning.meta",
     "exact_meta_gradient": ".learning.meta",
@@ -124,6 +126,8 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from .learning.td import ColumnarTD as ColumnarTD
     from .learning.td import TDLambda as TDLambda
     from .learning.td import td_rmsprop as td_rmsprop
+    from .learning.sharding import put_streams as put_streams
+    from .learning.sharding import stream_mesh as stream_mesh
     from .learning.meta import OnlineMetaGradient as OnlineMetaGradient
     from .learning.meta import exact_meta_gradient as exact_meta_gradient
     from .learning.meta import online_meta_gradient as online_meta_gradient

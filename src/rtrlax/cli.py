@@ -112,7 +112,10 @@ def _check_model(args) -> None:
 
 def _check_online(args) -> None:
     _check_model(args)
-    _positive(args, "steps", "batch", "update_every", "chunk")
+    _positive(args, "steps", "batch", "update_every", "chunk", "devices")
+    if args.devices is not None and args.batch % args.devices:
+        raise ValueError(f"--batch {args.batch} streams do not divide over --devices "
+                         f"{args.devices}: use a multiple of {args.devices}.")
     _finite_positive(args, "lr")
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}.")
@@ -154,6 +157,8 @@ def _add_common(p: argparse.ArgumentParser, *, steps: int, hidden: int, lr: floa
     p.add_argument("--update-every", type=int, default=1, help="K: update every K steps (default 1)")
     p.add_argument("--chunk", type=int, default=500, help="steps per jitted chunk (default 500)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--devices", type=int, default=None,
+                   help="split the streams over this many devices (--batch must be a multiple)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default runs/<task>-<estimator>)")
     p.add_argument("--save", type=Path, default=None,
                    help="directory for learner checkpoints (step-N, the newest 3 kept), written "
@@ -196,7 +201,7 @@ def _check_copy(args) -> None:
 def _online_kwargs(args) -> dict:
     names = ("estimator", "cell", "network", "layers", "hidden", "density", "input_density",
              "steps", "batch", "lr", "update_every", "chunk", "seed", "out", "save", "resume",
-             "quiet", "save_every", "override")
+             "quiet", "save_every", "override", "devices")
     return {n: getattr(args, n) for n in names} | {"config": resolved_config(args)}
 
 

@@ -25,8 +25,8 @@ Activity sparsity: a unit that did not fire (``y = 0``) sends nothing through
 ``W_hh``; if it also lies outside the pseudo-derivative window its row of the
 influence matrix through ``y`` vanishes (what :class:`rtrlax.SparseRTRL` exploits).
 
-Differences from the paper's equations (ALGORITHMS.md §5 form, chosen so that the cell
-is a gated cell): the reset gate multiplies the recurrent matmul (``r ⊙ (W_hz y + b)``,
+Differences from the paper's equations (the project's algorithm notes' form, chosen so
+that the cell is a gated cell): the reset gate multiplies the recurrent matmul (``r ⊙ (W_hz y + b)``,
 PyTorch/cuDNN placement, as in rtrlax's GRU) instead of its input (``W_z (r ⊙ y)``); the
 update gate ``u`` weighs the old state (``u = 1`` keeps ``c``); and the reset term is
 applied inside the gated combination.  The paper's form with ``r`` inside the matmul
@@ -34,7 +34,8 @@ would make a reset-gate parameter reach all units in one step.  The event that t
 the reset, ``o_{t-1} = H(c_{t-1} - ϑ)``, is recomputed from the state with the same
 pseudo-derivative, so gradients flow through the reset term too (implementations that
 detach the reset give the same forward pass and slightly different gradients).  These
-equations were checked against ALGORITHMS.md §5, not against the papers' text verbatim.
+equations were checked against the project's algorithm notes (not part of this
+repository), not against the papers' text verbatim.
 """
 
 from __future__ import annotations

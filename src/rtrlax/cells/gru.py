@@ -7,7 +7,7 @@
     h_t &= (1 - z) \\odot n + z \\odot h_{t-1}
 
 With this form every parameter of unit ``i`` touches only unit ``i`` in one step, so
-SnAp-1 keeps one number per parameter (ALGORITHMS.md §2).
+SnAp-1 keeps one number per parameter.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ..estimators.sparse_rtrl import SparseRTRL, _resolve_capacity, num_columns
+from ..estimators.sparse_rtrl import SparseRTRL, num_columns
 
 
 def _size(tree) -> int:
@@ -37,39 +37,11 @@ def _size(tree) -> int:
 
 
 def sparse_rtrl_cost(estimator: SparseRTRL, model: eqx.Module, carry) -> dict[str, Array]:
-    """Per-step counters of sparse RTRL's work and storage (see module docstring)."""
+    """Per-step counters of sparse RTRL's work and storage (see module docstring):
+    :meth:`SparseRTRL.cost <rtrlax.estimators.sparse_rtrl.SparseRTRL.cost>`."""
     if not isinstance(estimator, SparseRTRL):
         raise ValueError(f"sparse_rtrl_cost needs a SparseRTRL estimator, got {type(estimator).__name__}.")
-    cores = model.cores()
-    state_size = _size(model.initial_state())
-    n_params = _size(eqx.filter(model, eqx.is_inexact_array))
-    macs = 0
-    active = 0
-    floats = 0
-    units = 0
-    for core, traces in zip(cores, carry.traces):
-        m, k = len(core.initial_state()), core.hidden_size
-        n, g = num_columns(core), core.num_gates
-        cap = _resolve_capacity(estimator.capacity, k)
-        chunks = traces.chunks * 1.0
-        macs = macs + m * k * chunks * cap * n + (m * m * k * n + m * g * k * k + m * n + m * k * n)
-        active = active + traces.active
-        floats += m * k * n
-        units += k
-    dense = float(state_size) ** 2 * n_params + float(state_size) * n_params
-    out = {
-        "active_fraction": active / units,
-        "macs": macs,
-        "dense_macs": jnp.full_like(macs, dense),
-        "op_reduction": dense / macs,
-        "influence_floats": jnp.full_like(macs, floats),
-        "dense_influence_floats": jnp.full_like(macs, state_size * n_params),
-        "memory_fraction": jnp.full_like(macs, floats / (state_size * n_params)),
-    }
-    if len(cores) == 1:
-        h = cores[0].recurrent_input(carry.state)
-        out["activity"] = jnp.mean(h != 0, axis=-1)
-    return out
+    return estimator.cost(model, carry)
 
 
 def dense_rtrl_influence_floats(model: eqx.Module) -> int:

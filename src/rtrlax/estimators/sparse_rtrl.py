@@ -112,6 +112,10 @@ def num_columns(core: AbstractGatedCell) -> int:
     return sum(b.size for b in _blocks(core))
 
 
+def _tree_size(tree) -> int:
+    return sum(int(a.size) for a in jax.tree_util.tree_leaves(tree))
+
+
 def _resolve_capacity(capacity, k: int) -> int:
     if isinstance(capacity, float):
         return max(1, min(k, math.ceil(capacity * k)))
@@ -146,6 +150,41 @@ class SparseRTRL(AbstractTraceEstimator):
                     "SparseRTRL works on gated cells (EGRU, GRU, LSTM, VanillaRNN); got a "
                     f"core of type {type(core).__name__}."
                 )
+
+    def cost(self, model, carry) -> dict:
+        """Per-step activity, multiply-add and memory counters read from ``carry`` (the
+        learner reports them with its metrics; the counting is explained in
+        :mod:`rtrlax.diagnostics.accounting`)."""
+        cores = model.cores()
+        state_size = _tree_size(model.initial_state())
+        n_params = _tree_size(eqx.filter(model, eqx.is_inexact_array))
+        macs = 0
+        active = 0
+        floats = 0
+        units = 0
+        for core, traces in zip(cores, carry.traces):
+            m, k = len(core.initial_state()), core.hidden_size
+            n, g = num_columns(core), core.num_gates
+            cap = _resolve_capacity(self.capacity, k)
+            chunks = traces.chunks * 1.0
+            macs = macs + m * k * chunks * cap * n + (m * m * k * n + m * g * k * k + m * n + m * k * n)
+            active = active + traces.active
+            floats += m * k * n
+            units += k
+        dense = float(state_size) ** 2 * n_params + float(state_size) * n_params
+        out = {
+            "active_fraction": active / units,
+            "macs": macs,
+            "dense_macs": jnp.full_like(macs, dense),
+            "op_reduction": dense / macs,
+            "influence_floats": jnp.full_like(macs, floats),
+            "dense_influence_floats": jnp.full_like(macs, state_size * n_params),
+            "memory_fraction": jnp.full_like(macs, floats / (state_size * n_params)),
+        }
+        if len(cores) == 1:
+            h = cores[0].recurrent_input(carry.state)
+            out["activity"] = jnp.mean(h != 0, axis=-1)
+        return out
 
     def init_traces(self, core) -> SparseTraces:
         m, k = len(core.initial_state()), core.hidden_size

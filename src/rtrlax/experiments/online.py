@@ -21,7 +21,7 @@ from .results import write_results
 
 #: options that do not change the numbers a run computes (not compared on resume)
 _NOT_HPARAMS = {"steps", "chunk", "save_every", "resume", "override", "out", "save", "quiet",
-                "plugin", "eval_chars"}
+                "plugin", "eval_chars", "devices"}
 
 
 def build_model(*, network: str, cell: str, input_size: int, output_size: int, hidden: int,
@@ -62,11 +62,14 @@ def run_online(
     save_every: int | None = None,
     override: bool = False,
     eval_chars: int | None = None,
+    devices: int | None = None,
     config: dict | None = None,
 ) -> dict:
     """Train online and write the results; returns ``{"history", "seconds", "state"}``
-    (and ``"test_bpc"`` for the char-LM).  ``config`` is what ``metrics.json`` and
-    ``config.toml`` record (the command line passes its resolved options).
+    (and ``"test_bpc"`` for the char-LM).  ``devices``: split the streams over that many
+    devices (:func:`rtrlax.learning.sharding.stream_mesh`).  ``config`` is what
+    ``metrics.json`` and ``config.toml`` record (the command line passes its resolved
+    options).
 
     ``steps`` is the run's total per stream: a run resumed from a checkpoint (``resume``:
     a checkpoint directory, or ``"latest"``: the newest good one under ``save``) takes
@@ -85,8 +88,13 @@ def run_online(
     model = build_model(network=network, cell=cell, input_size=the_task.input_size,
                         output_size=the_task.output_size, hidden=hidden, layers=layers,
                         density=density, input_density=input_density, key=k_model)
+    mesh = None
+    if devices is not None:
+        from ..learning.sharding import stream_mesh
+
+        mesh = stream_mesh(devices)
     learner = OnlineLearner(model, registry.make_estimator(estimator), optax.adam(lr),
-                            update_every=update_every)
+                            update_every=update_every, mesh=mesh)
     hparams = {k: v for k, v in (config or {}).items() if k not in _NOT_HPARAMS}
     hparams.setdefault("estimator_spec", estimator)
     hparams.setdefault("lr", lr)

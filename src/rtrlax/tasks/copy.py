@@ -1,4 +1,4 @@
-"""The copy task, in the two variants of TASKS.md.
+"""The copy task, in two variants.
 
 * :class:`CopyTask` (online-LRU paper): 7 random bits per step for 20 steps, 7 blank
   steps, a stop token, then the 20 patterns are to be reproduced: ``T = 48``, input 8

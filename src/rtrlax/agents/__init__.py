@@ -1,0 +1,1 @@
+"""Online prediction and control agents built on estimators + learning (RL)."""
