@@ -156,7 +156,7 @@ def save_state(directory, state, *, metrics=None, hparams=None) -> Path:
         "format": _FORMAT,
         "n_leaves": len(leaves),
         "treedef": str(treedef),
-        "step": None if step is None else int(step),
+        "step": int(step) if step is not None and np.size(step) == 1 else None,
         "sha256": _sha256(data),
         "metrics": sorted(metrics or {}),
         "hparams": _jsonable(hparams or {}),
