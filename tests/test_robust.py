@@ -209,7 +209,9 @@ def test_fully_online_learning_matches_a_hand_written_loop():
     assert rel_err(state.params, eqx.partition(NET, eqx.is_inexact_array)[0]) > 1e-4
 
 
-@pytest.mark.parametrize("estimator", [rx.UORO(), rx.KFRTRL()], ids=["uoro", "kf-rtrl"])
+@pytest.mark.parametrize(
+    "estimator", [rx.UORO(), pytest.param(rx.KFRTRL(), marks=pytest.mark.slow)], ids=["uoro", "kf-rtrl"]
+)
 def test_stochastic_estimators_in_the_learner_redraw_keys_and_resume_bit_identically(
     estimator, tmp_path
 ):
