@@ -56,7 +56,12 @@ _EXPORTS: dict[str, str] = {
     "online_meta_gradient": ".learning.meta",
     "exact_meta_gradient": ".learning.meta",
     "truncated_meta_gradient": ".learning.meta",
+    # agents
+    "ActorCritic": ".agents.actor_critic",
+    "Memoryless": ".agents.actor_critic",
+    "TDPrediction": ".agents.prediction",
     # streams and tasks
+    "make_env": ".tasks.envs",
     "AbstractTask": ".streams",
     "Sample": ".streams",
     "CopyCurriculum": ".tasks.copy",
@@ -97,6 +102,9 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from . import diagnostics as diagnostics
+    from .agents.actor_critic import ActorCritic as ActorCritic
+    from .agents.actor_critic import Memoryless as Memoryless
+    from .agents.prediction import TDPrediction as TDPrediction
     from .cells.base import AbstractCell as AbstractCell
     from .cells.base import AbstractGatedCell as AbstractGatedCell
     from .cells.columnar import Columnar as Columnar
@@ -145,6 +153,7 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from .tasks.charlm import CharLM as CharLM
     from .tasks.copy import CopyCurriculum as CopyCurriculum
     from .tasks.copy import CopyTask as CopyTask
+    from .tasks.envs import make_env as make_env
     from .tasks.classification import SequenceClassification as SequenceClassification
     from .tasks.cifar import sequential_cifar10 as sequential_cifar10
     from .tasks.imdb import imdb_bytes as imdb_bytes

@@ -17,7 +17,8 @@ Extending it: register estimators, cells, networks or tasks in the registry (see
 docstring; ``--plugin MODULE`` imports a module of yours that does so).  A new kind of
 run is a function ``add(subparsers)`` in :data:`RUNNERS` that adds its sub-parser with
 ``set_defaults(func=..., check=...)``: ``check(args)`` validates (no JAX), ``func(args)``
-runs the experiment.
+runs the experiment, passing ``args.resolved`` (the task and every option: what
+``config.toml`` records) to it as its ``config``.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def _online_kwargs(args) -> dict:
     names = ("estimator", "cell", "network", "layers", "hidden", "density", "input_density",
              "steps", "batch", "lr", "update_every", "chunk", "seed", "out", "save", "resume",
              "quiet", "save_every", "override", "devices")
-    return {n: getattr(args, n) for n in names} | {"config": resolved_config(args)}
+    return {n: getattr(args, n) for n in names} | {"config": args.resolved}
 
 
 def _run_copy(args) -> dict:
@@ -346,7 +347,7 @@ def _run_trace(args) -> dict:
 
     names = ("method", "variant", "isi", "steps", "seeds", "seed", "lr", "gamma", "lam", "log",
              "out", "quiet")
-    return run_prediction(**{n: getattr(args, n) for n in names}, config=resolved_config(args))
+    return run_prediction(**{n: getattr(args, n) for n in names}, config=args.resolved)
 
 
 #: ``rtrlax run <name>``: a function adding the sub-parser (with ``func`` and ``check``)
@@ -355,7 +356,15 @@ RUNNERS: dict[str, Callable[..., argparse.ArgumentParser]] = {
     "charlm": _add_charlm,
     "trace-patterning": _add_trace,
     "sequence": _add_sequence,
+    "rl": lambda sub: _rl().add_rl(sub),
+    "predict": lambda sub: _rl().add_predict(sub),
 }
+
+
+def _rl():
+    from .experiments import rl  # argparse and registry only: no JAX, no gymnax
+
+    return rl
 
 
 # --- rtrlax demo / list ---------------------------------------------------------------------
@@ -418,8 +427,8 @@ def _run_list(args) -> dict:
 # --- configuration files --------------------------------------------------------------------
 
 #: options that are not part of an experiment's identity (not written to config.toml)
-_NOT_RECORDED = {"func", "check", "command", "task", "config", "out", "save", "quiet",
-                 "resume", "override"}
+_NOT_RECORDED = {"func", "check", "command", "command_name", "task", "config", "out", "save",
+                 "quiet", "resolved", "resume", "override"}
 
 
 def resolved_config(args) -> dict:
@@ -530,11 +539,17 @@ def _prepare(argv: list[str]):
         chosen = subparsers[task]
         for module in values.get("plugin", []):
             _import_plugin(module)
-        chosen.set_defaults(**_config_defaults(chosen, values, path))
+        defaults = _config_defaults(chosen, values, path)
+        chosen.set_defaults(**defaults)
+        for action in chosen._actions:  # a required flag the file gives is no longer required
+            if action.dest in defaults:
+                action.required = False
     args = parser.parse_args(argv)
     for module in getattr(args, "plugin", []) or []:
         _import_plugin(module)
     args.check(args)
+    if args.command == "run":  # what config.toml records (runners pass it on as ``config``)
+        args.resolved = resolved_config(args)
     return parser, args
 
 

@@ -57,7 +57,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 #: modules imported on first use of the registry; each registers its own entries
-PLUGINS: tuple[str, ...] = ("rtrlax.experiments.builtin", "rtrlax.experiments.sequence_tasks")
+PLUGINS: tuple[str, ...] = (
+    "rtrlax.experiments.builtin",
+    "rtrlax.experiments.sequence_tasks",
+    "rtrlax.experiments.rl",
+)
 
 
 @dataclass(frozen=True)

@@ -296,7 +296,7 @@ def _run_rl_cli(args) -> dict:
              "gamma", "lam", "entropy", "update_every", "seed", "memory_length", "out", "save",
              "resume", "quiet")
     out = args.out or Path("runs") / f"rl-{args.env}-{args.estimator.replace(':', '')}-{args.cell}"
-    res = run_rl(**(_kwargs(args, names) | {"out": out}))
+    res = run_rl(**(_kwargs(args, names) | {"out": out, "config": args.resolved}))
     print(f"wrote {out}/metrics.json, metrics.csv, curve.png ({res['seconds']:.1f} s)")
     return res
 
@@ -305,6 +305,7 @@ def _run_predict_cli(args) -> dict:
     names = ("env", "estimator", "cell", "network", "hidden", "layers", "num_envs", "steps", "lr",
              "gamma", "lam", "window", "seed", "out", "quiet")
     out = args.out or Path("runs") / f"predict-{args.env}-{args.estimator.replace(':', '')}-{args.cell}"
-    res = run_predict(**(_kwargs(args, names) | {"out": out, "reset_state": not args.keep_state}))
+    res = run_predict(**(_kwargs(args, names) | {"out": out, "reset_state": not args.keep_state,
+                                                 "config": args.resolved}))
     print(f"wrote {out}/metrics.json, metrics.csv, curve.png ({res['seconds']:.1f} s)")
     return res
