@@ -37,10 +37,11 @@ def test_run_copy_writes_results_checkpoint_and_config(tmp_path):
     assert len(data["history"]["loss"]) == 2 and data["history"]["step"] == [20, 40]
     assert (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert (out / "curve.png").stat().st_size > 1000
-    # resume continues the step count
+    # resume continues the run up to --steps (in total), its history the checkpoint's + new
     out2 = tmp_path / "out2"
-    main(SMALL_COPY + ["--estimator", "snap:1", "--out", str(out2), "--resume", str(ckpt)])
-    assert json.loads((out2 / "metrics.json").read_text())["history"]["step"] == [60, 80]
+    main(SMALL_COPY[:2] + ["--steps", "80"] + SMALL_COPY[4:]
+         + ["--estimator", "snap:1", "--out", str(out2), "--resume", str(ckpt)])
+    assert json.loads((out2 / "metrics.json").read_text())["history"]["step"] == [20, 40, 60, 80]
     # the resolved config repeats the first run bit for bit (flags override the file)
     out3 = tmp_path / "out3"
     assert main(["run", "--config", str(out / "config.toml"), "--out", str(out3)]) == 0
@@ -104,6 +105,9 @@ def _refused_pairs():
         (["--estimator", "bptt"], "not an online estimator"),
         (["--network", "lrunet"], "network 'lrunet' needs a lru cell"),
         (["--resume", "/nonexistent/ckpt"], "not a checkpoint"),
+        (["--save-every", "10"], "--save-every needs --save"),
+        (["--resume", "latest"], "--resume latest needs --save"),
+        (["--save-every", "0", "--save", "/tmp/x"], "--save-every must be at least 1"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(args, message, capsys):

@@ -37,12 +37,14 @@ def test_bptt_equals_unrolled_jax_grad(name, density):
     assert rel_err(grads, unrolled_grad(cell, xs, ts)) < 1e-12
 
 
-@settings(max_examples=12, deadline=None)
+# sizes from small fixed sets: examples that share (cell, hidden, d_in, steps) reuse the
+# compiled functions (density and seed change only array values)
+@settings(max_examples=10, deadline=None)
 @given(
     name=st.sampled_from(sorted(CELLS)),
-    hidden=st.integers(1, 6),
-    d_in=st.integers(1, 4),
-    steps=st.integers(1, 9),
+    hidden=st.sampled_from([1, 4]),
+    d_in=st.sampled_from([2]),
+    steps=st.sampled_from([1, 7]),
     density=st.sampled_from([1.0, 0.5, 0.25]),
     seed=st.integers(0, 2**16),
 )

@@ -75,11 +75,14 @@ def _writable_dir(flag: str, path: Path | None) -> None:
 
 
 def _checkpoint_dir(flag: str, path: Path | None) -> None:
+    """A checkpoint written by ``--save``: a directory of ``step-*`` checkpoints, or one
+    checkpoint (``meta.json`` and ``state.npz``)."""
     if path is None:
         return
-    if not (path / "meta.json").is_file() or not (path / "state.npz").is_file():
+    single = (path / "meta.json").is_file() and (path / "state.npz").is_file()
+    if not path.is_dir() or not (single or any(path.glob("step-*/meta.json"))):
         raise ValueError(f"{flag} {path} is not a checkpoint written by --save (expected "
-                         "meta.json and state.npz in it).")
+                         "step-* checkpoints, or meta.json and state.npz, in it).")
 
 
 def _text_file(path: Path, byte_level: bool) -> None:
@@ -119,7 +122,16 @@ def _check_online(args) -> None:
         raise ValueError(f"--seed must be >= 0, got {args.seed}.")
     _writable_dir("--out", args.out)
     _writable_dir("--save", args.save)
-    _checkpoint_dir("--resume", args.resume)
+    _positive(args, "save_every")
+    if args.save_every is not None and args.save is None:
+        raise ValueError("--save-every needs --save DIR (where the checkpoints go).")
+    if args.resume == "latest":
+        if args.save is None:
+            raise ValueError("--resume latest needs --save DIR (the checkpoints to resume from).")
+        if args.save.exists():  # absent: nothing saved yet, so the run starts afresh
+            _checkpoint_dir("--save", args.save)
+    elif args.resume is not None:
+        _checkpoint_dir("--resume", Path(args.resume))
 
 
 # --- rtrlax run copy / charlm -------------------------------------------------------------------
@@ -149,8 +161,16 @@ def _add_common(p: argparse.ArgumentParser, *, steps: int, hidden: int, lr: floa
     p.add_argument("--devices", type=int, default=None,
                    help="split the streams over this many devices (--batch must be a multiple)")
     p.add_argument("--out", type=Path, default=None, help="results directory (default runs/<task>-<estimator>)")
-    p.add_argument("--save", type=Path, default=None, help="write a learner checkpoint here at the end")
-    p.add_argument("--resume", type=Path, default=None, help="continue from a checkpoint written by --save")
+    p.add_argument("--save", type=Path, default=None,
+                   help="directory for learner checkpoints (step-N, the newest 3 kept), written "
+                   "at the end, on SIGINT/SIGTERM and every --save-every steps")
+    p.add_argument("--save-every", type=int, default=None,
+                   help="also checkpoint every N steps (needs --save)")
+    p.add_argument("--resume", default=None,
+                   help="continue up to --steps from a checkpoint directory, or 'latest': the "
+                   "newest good one under --save (a fresh start if there is none yet)")
+    p.add_argument("--override", action="store_true",
+                   help="resume even if the checkpoint's hyper-parameters differ from these")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -182,7 +202,7 @@ def _check_copy(args) -> None:
 def _online_kwargs(args) -> dict:
     names = ("estimator", "cell", "network", "layers", "hidden", "density", "input_density",
              "steps", "batch", "lr", "update_every", "chunk", "seed", "out", "save", "resume",
-             "quiet", "devices")
+             "quiet", "save_every", "override", "devices")
     return {n: getattr(args, n) for n in names} | {"config": args.resolved}
 
 
@@ -408,7 +428,7 @@ def _run_list(args) -> dict:
 
 #: options that are not part of an experiment's identity (not written to config.toml)
 _NOT_RECORDED = {"func", "check", "command", "command_name", "task", "config", "out", "save",
-                 "quiet", "resolved"}
+                 "quiet", "resolved", "resume", "override"}
 
 
 def resolved_config(args) -> dict:
@@ -561,6 +581,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # one line on stderr, exit status 2, no traceback
         print(f"rtrlax: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except FloatingPointError as e:  # a run that diverged: one line, exit status 1
+        print(f"rtrlax: error: {e}", file=sys.stderr)
+        raise SystemExit(1) from None
     return 0
 
 

@@ -26,6 +26,8 @@ Memory ``k² + k + d + 1``; time ``O(k³)`` per step (the product ``J A``).
 
 from __future__ import annotations
 
+import warnings
+
 from typing import NamedTuple
 
 import equinox as eqx
@@ -106,7 +108,9 @@ class KFRTRL(AbstractOnlineEstimator):
         return _KroneckerTraces(self.eps)
 
     def init(self, model, *, key=None) -> KFRTRLCarry:
-        """``key=None`` uses ``jax.random.key(0)``; pass a key per stream / seed."""
+        """``key=None`` uses ``jax.random.key(0)`` and warns (every stream and run would
+        then draw the same noise); pass a key per stream / seed.  ``OnlineLearner`` and
+        ``accumulate_grads(..., key=...)`` pass one."""
         if not hasattr(model, "cores"):
             raise ValueError(
                 f"KFRTRL needs a model built from rtrlax cores; got {type(model).__name__}."
@@ -119,7 +123,7 @@ class KFRTRL(AbstractOnlineEstimator):
                     "rx.UORO() (unbiased) or rx.SnAp(n)."
                 )
         carry = self._inner().init(model)
-        key = jax.random.key(0) if key is None else key
+        key = _default_key(key)
         return KFRTRLCarry(carry.state, carry.traces, key)
 
     def step(self, model, carry, x, target, loss_fn):
@@ -130,3 +134,14 @@ class KFRTRL(AbstractOnlineEstimator):
         )
         inner, out = self._inner().step(model, TraceCarry(carry.state, traces), x, target, loss_fn)
         return KFRTRLCarry(inner.state, inner.traces, key), out
+
+
+def _default_key(key):
+    if key is None:
+        warnings.warn(
+            "KFRTRL is stochastic and got no key: using jax.random.key(0), so every call draws "
+            "the same noise. Pass key=... (e.g. rx.accumulate_grads(..., key=jax.random.key(seed))).",
+            stacklevel=3,
+        )
+        return jax.random.key(0)
+    return key

@@ -25,6 +25,8 @@ a few inference steps.  High variance: unbiased does not mean accurate.
 
 from __future__ import annotations
 
+import warnings
+
 from typing import NamedTuple
 
 import equinox as eqx
@@ -55,12 +57,14 @@ class UORO(AbstractOnlineEstimator):
         self.eps = float(eps)
 
     def init(self, model, *, key=None) -> UOROCarry:
-        """``key=None`` uses ``jax.random.key(0)``; pass a key per stream / seed."""
+        """``key=None`` uses ``jax.random.key(0)`` and warns (every stream and run would
+        then draw the same noise); pass a key per stream / seed.  ``OnlineLearner`` and
+        ``accumulate_grads(..., key=...)`` pass one."""
         params, _ = split_params(model)
         theta, _ = ravel_pytree(params)
         state = model.initial_state()
         s_flat, _ = ravel_pytree(state)
-        key = jax.random.key(0) if key is None else key
+        key = _default_key(key)
         return UOROCarry(state, jnp.zeros_like(s_flat), jnp.zeros_like(theta), key)
 
     def step(self, model, carry, x, target, loss_fn):
@@ -88,3 +92,14 @@ class UORO(AbstractOnlineEstimator):
         w = carry.w / rho0 + nu_i / rho1
         new = UOROCarry(unravel_state(s_new), u, w, key)
         return new, StepOutput(y, loss, unravel_params(grad))
+
+
+def _default_key(key):
+    if key is None:
+        warnings.warn(
+            "UORO is stochastic and got no key: using jax.random.key(0), so every call draws "
+            "the same noise. Pass key=... (e.g. rx.accumulate_grads(..., key=jax.random.key(seed))).",
+            stacklevel=3,
+        )
+        return jax.random.key(0)
+    return key

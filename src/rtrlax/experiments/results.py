@@ -60,8 +60,12 @@ def write_results(out: Path, config: dict, history: dict, *, title: str,
     out.mkdir(parents=True, exist_ok=True)
     hist = {k: [float(x) for x in v] for k, v in history.items()}
     record = {**config, **(measures or {})}
+    # a window with no scored steps is missing: NaN in the CSV, null in the JSON (which
+    # has no NaN), a gap in the plot — never 0
+    as_json = {k: [x if math.isfinite(x) else None for x in v] for k, v in hist.items()}
     (out / "metrics.json").write_text(
-        json.dumps({"config": record, "machine": machine_description(), "history": hist}, indent=2)
+        json.dumps({"config": record, "machine": machine_description(), "history": as_json},
+                   indent=2)
     )
     keys = list(hist)
     with open(out / "metrics.csv", "w", newline="") as f:

@@ -15,6 +15,7 @@ from ..estimators.base import (
     check_sequence,
 )
 from ..estimators.bptt import BPTT
+from ._checks import check_finite, check_model, check_output_and_loss, check_steps
 
 
 def accumulate_grads(
@@ -41,8 +42,25 @@ def accumulate_grads(
         ``d loss_fn(y_t, targets[t]) / dθ``, shaped like
         ``eqx.filter(model, eqx.is_inexact_array)``; ``losses`` has shape ``[T]``.
         With ``rx.BPTT()`` this is exactly ``jax.grad`` of the summed loss.
+
+    Raises:
+        ValueError: before any work, for a sequence of zero steps, inputs or targets
+            holding NaN/Inf (naming the step), targets whose per-step shape does not
+            match the model's output, or a ``loss_fn`` that fails or is not scalar.
     """
+    if not isinstance(estimator, AbstractEstimator):
+        raise ValueError(
+            f"estimator must be an rtrlax estimator (e.g. rx.RTRL()), got {type(estimator).__name__}."
+        )
+    check_model(model)
     check_sequence(model, xs, targets)
+    check_steps(jnp.shape(xs)[0], "xs")
+    check_finite("xs", xs)
+    for leaf in jax.tree_util.tree_leaves(targets):
+        check_finite("targets", leaf)
+    check_output_and_loss(
+        model, xs[0], jax.tree_util.tree_map(lambda a: a[0], targets), loss_fn
+    )
     return _accumulate(bind_estimator(estimator, model), model, xs, targets, loss_fn, key)
 
 

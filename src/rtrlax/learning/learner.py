@@ -50,6 +50,7 @@ from ..estimators.base import (  # noqa: F401  (mean_over_streams: re-exported)
 )
 from ..streams import AbstractTask, Sample
 from . import sharding as shd
+from ._checks import check_output_and_loss, check_steps
 
 
 class LearnerState(NamedTuple):
@@ -292,6 +293,13 @@ class OnlineLearner(eqx.Module):
         *,
         chunk: int = 1000,
         progress: bool | Callable[[int, dict], None] = False,
+        save_every: int | None = None,
+        directory=None,
+        keep: int = 3,
+        hparams: dict | None = None,
+        metrics: dict | None = None,
+        stop: Callable[[], bool] | None = None,
+        on_chunk: Callable[[LearnerState, dict], None] | None = None,
     ) -> tuple[LearnerState, dict[str, np.ndarray]]:
         """Advance every stream ``n_steps`` steps of ``task``, in jitted chunks.
 
@@ -304,6 +312,22 @@ class OnlineLearner(eqx.Module):
         ``cost(model, carry)`` method, such as ``rx.SparseRTRL`` — its per-step counters
         averaged over the chunk (activity, multiply-adds, influence-matrix memory).  ``progress=True`` shows a tqdm bar with
         the live loss; a callable is called as ``progress(steps_done, chunk_metrics)``.
+
+        A chunk in which no step is scored (every task metric has count 0) reports its
+        task metrics and its loss as NaN — missing, not 0.  A chunk whose loss is NaN or
+        Inf stops the run with a ``FloatingPointError`` (checkpoints already written stay).
+
+        Checkpoints (see :mod:`rtrlax.learning.checkpoint`): with ``directory``, the state
+        and the metrics so far are saved as ``directory/step-<step>`` every
+        ``save_every`` steps (chunks end on those steps; counted from step 0, so a resumed
+        run saves and chunks exactly as an uninterrupted one), when ``stop()`` turns true
+        (checked after each chunk; the run then returns early, see
+        :class:`~rtrlax.learning.checkpoint.StopOnSignal`) and at the end; only the newest
+        ``keep`` are kept.  ``hparams`` (a JSON-able dict, e.g. the learning rate) is
+        recorded with them for :meth:`resume` to compare.  ``metrics``: the history of the
+        run so far (from :meth:`resume`), which the returned metrics extend.
+        ``on_chunk(state, chunk_metrics)`` is called after each chunk, before its metrics
+        are recorded; entries it adds to ``chunk_metrics`` are recorded too.
         """
         if state.task_state is None:
             raise ValueError("this learner state has no task; create it with init(key, task=task).")
@@ -311,29 +335,100 @@ class OnlineLearner(eqx.Module):
             raise ValueError(f"n_steps must be a non-negative integer, got {n_steps!r}.")
         if not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk must be a positive integer, got {chunk!r}.")
-        history: dict[str, list] = {}
+        if save_every is not None:
+            if not isinstance(save_every, int) or isinstance(save_every, bool) or save_every < 1:
+                raise ValueError(f"save_every must be a positive integer, got {save_every!r}.")
+            if directory is None:
+                raise ValueError("save_every needs a directory to write the checkpoints to.")
+        if directory is not None:
+            from .checkpoint import check_root
+
+            check_root(directory)  # refuse a path that is not ours before any work
+            if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+                raise ValueError(f"keep must be a positive integer, got {keep!r}.")
+            hparams = self.hparams(hparams)
+        history: dict[str, list] = {k: list(np.asarray(v)) for k, v in (metrics or {}).items()}
         bar = _progress_bar(n_steps, progress)
-        done = 0
+        done, saved_at, last_path = 0, None, None
+
+        def save():
+            from .checkpoint import save_checkpoint
+
+            nonlocal saved_at, last_path
+            last_path = self._write(
+                lambda host: save_checkpoint(
+                    directory, host, keep=keep, hparams=hparams,
+                    metrics={k: np.asarray(v) for k, v in history.items()},
+                ),
+                state,
+            )  # fmt: skip
+            saved_at = int(state.step)
+
         while done < n_steps:
             n = min(chunk, n_steps - done)
+            if save_every is not None:  # end chunks on the save points
+                n = min(n, save_every - int(state.step) % save_every)
             whole = self.whole_updates(n)  # a remainder, if any, runs step by step at the end
             chunked = self._can_chunk(state, whole, task)
             if chunked:
                 n = whole
-            state, metrics = self._run_chunk(state, task, n, chunked)
-            metrics = {k: float(v) for k, v in metrics.items()}
+            start = int(state.step)
+            new_state, chunk_metrics = self._run_chunk(state, task, n, chunked)
+            chunk_metrics = {k: float(v) for k, v in chunk_metrics.items()}
+            if not chunk_metrics.pop("_finite"):
+                where = f"; the last good checkpoint is {last_path}" if last_path else ""
+                raise FloatingPointError(
+                    f"the loss became NaN or Inf between steps {start} and {start + n} (a "
+                    f"learning rate too large, or NaN in the model's parameters?); the run "
+                    f"stopped there{where}."
+                )
+            state = new_state
             done += n
-            metrics["step"] = int(state.step)
-            for k, v in metrics.items():
+            chunk_metrics["step"] = int(state.step)
+            if on_chunk is not None:
+                on_chunk(state, chunk_metrics)
+            for k, v in chunk_metrics.items():
                 history.setdefault(k, []).append(v)
             if bar is not None:
                 bar.update(n)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in metrics.items() if k != "step"})
+                bar.set_postfix({k: f"{v:.4g}" for k, v in chunk_metrics.items() if k != "step"})
             if callable(progress):
-                progress(done, metrics)
+                progress(done, chunk_metrics)
+            stopping = stop is not None and stop()
+            if directory is not None and (
+                stopping or (save_every is not None and int(state.step) % save_every == 0)
+            ):
+                save()
+            if stopping:
+                break
+        if directory is not None and saved_at != int(state.step):
+            save()
         if bar is not None:
             bar.close()
         return state, {k: np.asarray(v) for k, v in history.items()}
+
+    def hparams(self, extra: dict | None = None) -> dict:
+        """What a checkpoint records to compare on :meth:`resume`: the model's and
+        estimator's types, the estimator's scalar settings, ``update_every``, ``chunked``,
+        the loss function's name, and ``extra`` (the settings the learner cannot see,
+        such as the optimizer's learning rate)."""
+        import dataclasses
+
+        est = {
+            f.name: getattr(self.estimator, f.name)
+            for f in dataclasses.fields(self.estimator)
+            if isinstance(getattr(self.estimator, f.name, None), (bool, int, float, str))
+        }
+        out = {
+            "model": type(self.model()).__name__,
+            "estimator": type(self.estimator).__name__,
+            "estimator_settings": est,
+            "update_every": self.update_every,
+            "chunked": self.chunked,
+            "loss_fn": None if self.loss_fn is None else getattr(self.loss_fn, "__qualname__", repr(self.loss_fn)),
+        }
+        out.update(extra or {})
+        return out
 
     @eqx.filter_jit
     def _run_chunk(self, state: LearnerState, task: AbstractTask, n: int, chunked: bool):
@@ -350,13 +445,13 @@ class OnlineLearner(eqx.Module):
             met = jax.vmap(task.metrics)(out.y, sample.target)
             met = {k: (jnp.sum(v), jnp.sum(c)) for k, (v, c) in met.items()}
             cost = getattr(self.estimator, "cost", None)
+            counters = {}
             if cost is not None:  # the estimator's own per-step counters (e.g. sparse RTRL)
-                for k, v in cost(self.model(state), state.carry).items():
-                    met[k] = (jnp.mean(v), jnp.ones(()))
-            return state, (jnp.mean(out.loss), met)
+                counters = {k: jnp.mean(v) for k, v in cost(self.model(state), state.carry).items()}
+            return state, (jnp.mean(out.loss), met, counters)
 
-        state, (losses, met) = jax.lax.scan(body, state, None, length=n)
-        return state, _summary(losses, met, self.mesh)
+        state, (losses, met, counters) = jax.lax.scan(body, state, None, length=n)
+        return state, _summary(losses, met, self.mesh, counters)
 
     def _run_chunk_k(self, state: LearnerState, task: AbstractTask, n: int, loss_fn):
         k = self.update_every
@@ -400,6 +495,9 @@ class OnlineLearner(eqx.Module):
             raise ValueError("no loss_fn: pass one to OnlineLearner(...) or to learn(...).")
         b = jax.tree_util.tree_leaves(state.carry)[0].shape[0]
         xs, targets, resets = _validate_stream(self.model(), b, xs, targets, resets)
+        check_output_and_loss(
+            self.model(), xs[0, 0], jax.tree_util.tree_map(lambda a: a[0, 0], targets), loss_fn
+        )
         if self.mesh is not None:  # each device (each process) gets its streams' block
             xs, targets, resets = shd.put_streams((xs, targets, resets), self.mesh)
         chunked = self._can_chunk(state, xs.shape[1])
@@ -437,20 +535,26 @@ class OnlineLearner(eqx.Module):
 
     # --- checkpoints -----------------------------------------------------------------------
 
-    def save(self, state: LearnerState, directory) -> None:
-        """Write the whole learner state to ``directory`` atomically (write, then rename).
+    def save(self, state: LearnerState, directory, *, hparams: dict | None = None) -> None:
+        """Write the whole learner state to ``directory`` atomically (write, then rename),
+        with :meth:`hparams` (and ``hparams``) in its metadata and a checksum.  Refuses
+        (``CheckpointError``, nothing written) a path that is an existing file or a
+        non-empty directory that is not a checkpoint of ours.
 
         A state split over devices is gathered and written whole; under
         ``jax.distributed`` every process calls ``save`` and process 0 alone writes."""
         from .checkpoint import save_state
 
+        self._write(lambda host: save_state(directory, host, hparams=self.hparams(hparams)), state)
+
+    def _write(self, write, state):
+        """``write(state)`` with the state gathered to the host (process 0 writes)."""
         if self.mesh is None and jax.process_count() == 1:
-            save_state(directory, state)
-            return
+            return write(state)
         host = shd.to_host(state)  # every process takes part in gathering
-        if shd.is_main_process():
-            save_state(directory, host)
+        out = write(host) if shd.is_main_process() else None
         shd.barrier("rtrlax-learner-save")
+        return out
 
     def restore(
         self, directory, *, batch_size: int, task: AbstractTask | None = None
@@ -464,17 +568,57 @@ class OnlineLearner(eqx.Module):
         state = load_state(directory, template)
         return state if self.mesh is None else shd.place_like(state, template)
 
+    def resume(
+        self,
+        directory,
+        *,
+        batch_size: int,
+        task: AbstractTask | None = None,
+        hparams: dict | None = None,
+        override: bool = False,
+        fallback: bool = True,
+    ) -> tuple[LearnerState, dict[str, np.ndarray]]:
+        """The newest good checkpoint under ``directory`` (written by ``run(...,
+        directory=...)``, or a single one written by :meth:`save`): its state and the
+        metrics so far (pass them to ``run(..., metrics=...)``).
+
+        ``fallback=True`` skips corrupt or partial checkpoints with a warning (else they
+        raise a ``CheckpointError`` naming the file).  The checkpoint's hyper-parameters
+        are compared with this learner's :meth:`hparams` (and ``hparams``): a difference
+        is a ``ValueError`` listing them, unless ``override=True`` (then a warning).
+        """
+        from .checkpoint import check_hparams, load_latest
+
+        template = self.init(jax.random.key(0), batch_size=batch_size, task=task)
+        ckpt = load_latest(directory, template, fallback=fallback)
+        if "hparams" in ckpt.meta:
+            check_hparams(ckpt.meta["hparams"], self.hparams(hparams), override=override)
+        state = ckpt.state if self.mesh is None else shd.place_like(ckpt.state, template)
+        return state, ckpt.metrics
+
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _summary(losses, met, mesh=None) -> dict:
+def _summary(losses, met, mesh=None, counters=None) -> dict:
     """A chunk's metrics: the mean loss and each task metric's sum over its count (over
-    the streams of every device of ``mesh``)."""
-    summary = {"loss": shd.stream_mean(jnp.mean(losses), mesh)}
+    the streams of every device of ``mesh``), and the estimator's ``counters`` averaged.
+
+    A metric with count 0 in the chunk is NaN (missing, not 0); when every task metric
+    has count 0 (no step of the chunk is scored) the loss is NaN too.  ``_finite``
+    (popped by ``run``) says whether the loss was finite (a NaN or Inf at any step of
+    any stream reaches the mean)."""
+    loss = shd.stream_mean(jnp.mean(losses), mesh)
+    summary = {"loss": loss, "_finite": jnp.isfinite(loss)}
+    counts = []
     for name, (v, c) in met.items():
         v, c = shd.stream_sum((jnp.sum(v), jnp.sum(c)), mesh)
-        summary[name] = v / jnp.maximum(c, 1)
+        summary[name] = jnp.where(c > 0, v / jnp.maximum(c, 1), jnp.nan)
+        counts.append(c)
+    if counts:
+        summary["loss"] = jnp.where(sum(counts) > 0, loss, jnp.nan)
+    for name, v in (counters or {}).items():
+        summary[name] = shd.stream_mean(jnp.mean(v), mesh)
     return summary
 
 
@@ -518,6 +662,7 @@ def _validate_stream(model, batch: int, xs, targets, resets):
             f"xs must have shape [batch={batch}, steps, input_size={n_in}], got {xs.shape}."
         )
     n = xs.shape[1]
+    check_steps(n, "xs (axis 1, the steps)")
     for leaf in jax.tree_util.tree_leaves(targets):
         if jnp.ndim(leaf) < 2 or jnp.shape(leaf)[:2] != (batch, n):
             raise ValueError(

@@ -41,6 +41,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from ..estimators.base import AbstractOnlineEstimator, split_params
 from ..streams import discounted_return
 from . import sharding as shd
+from ._checks import check_finite, check_steps
 
 
 class TDState(NamedTuple):
@@ -167,6 +168,9 @@ class TDLambda(eqx.Module):
     def run(self, state: TDState, xs: Array, cumulants: Array) -> tuple[TDState, Array]:
         """``n`` steps in one ``lax.scan`` (``xs`` ``[n, input]``, ``cumulants`` ``[n]``;
         with several streams ``[n, streams, input]`` and ``[n, streams]``)."""
+        n_in = getattr(state.model, "input_size", None)
+        streams = tuple(jnp.shape(state.y_prev))
+        _check_td_stream(xs, cumulants, None if n_in is None else streams + (n_in,), streams)
 
         def local(state, xs, cumulants):
             def body(s, xc):
@@ -377,6 +381,8 @@ class ColumnarTD(eqx.Module):
     def run(self, s: ColumnarTDState, xs, cumulants, *, unroll: int = 1):
         """``n`` steps in one ``lax.scan``: ``xs`` ``[n, d]`` and ``cumulants`` ``[n]``, or
         ``[n, d, streams]`` and ``[n, streams]`` for a state of several streams."""
+        streams = tuple(jnp.shape(s.count))
+        _check_td_stream(xs, cumulants, (s.TH.shape[0] - 2,) + streams, streams)
 
         def local(s, xs, cumulants):
             def body(st, xc):
@@ -453,6 +459,23 @@ def _check_streams_arg(streams, mesh) -> None:
     if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
         raise ValueError(f"streams must be a positive int (the number of streams), got {streams!r}")
     shd.check_streams(streams, mesh)
+
+
+def _check_td_stream(xs, cumulants, x_shape, c_shape) -> None:
+    """Shapes (always) and NaN/Inf (when the arrays are concrete, i.e. not under
+    ``vmap``/``jit``) of a TD stream; a ValueError naming what was expected."""
+    xs_shape, c = jnp.shape(xs), jnp.shape(cumulants)
+    if len(xs_shape) < 1 or (x_shape is not None and tuple(xs_shape[1:]) != tuple(x_shape)):
+        want = "[n, input]" if x_shape is None else f"[n, {', '.join(map(str, x_shape))}]"
+        raise ValueError(f"xs must have shape {want} (time first), got {xs_shape}.")
+    if tuple(c) != (xs_shape[0],) + tuple(c_shape):
+        raise ValueError(
+            f"cumulants must have shape {[xs_shape[0], *c_shape]} (one scalar per step"
+            f"{' and stream' if c_shape else ''}), got {c}."
+        )
+    check_steps(xs_shape[0], "xs")
+    for name, arr in (("xs", xs), ("cumulants", cumulants)):
+        check_finite(name, arr)  # skipped under jit/vmap
 
 
 def msre_chunk(learner, env, *, block: int, blocks: int):

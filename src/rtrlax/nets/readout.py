@@ -13,6 +13,25 @@ from .._types import State
 from ..cells.base import AbstractCell, check_size, plain_core_call
 
 
+def check_core(core, who: str) -> None:
+    """A ValueError, at construction, unless ``core`` is a recurrent cell (an
+    :class:`~rtrlax.cells.base.AbstractCell` with ``update``/``output``) with at least
+    one floating-point parameter."""
+    if not isinstance(core, AbstractCell):
+        hint = ""
+        if hasattr(core, "cores") and callable(core.cores):
+            hint = (
+                f" {type(core).__name__} is a whole layer or network, not a cell: use its core "
+                "(e.g. rx.LRUCore for rx.LRU) or the network as the model itself (rx.LRUNet)."
+            )
+        raise ValueError(
+            f"{who} needs a recurrent cell as its core (rx.VanillaRNN, rx.GRU, rx.LSTM, "
+            f"rx.EGRU, rx.Columnar, rx.LRUCore), got {type(core).__name__}.{hint}"
+        )
+    if not jax.tree_util.tree_leaves(eqx.filter(core, eqx.is_inexact_array)):
+        raise ValueError(f"{who}: the core {type(core).__name__} has no floating-point parameters.")
+
+
 class Readout(eqx.Module):
     """``y_t = W core.output(s_t) + b``, with ``s_t = core(s_{t-1}, x_t)``.
 
@@ -33,6 +52,7 @@ class Readout(eqx.Module):
         key: PRNGKeyArray,
         zero_init: bool = False,
     ):
+        check_core(core, "Readout")
         check_size("output_size", output_size)
         dtype = jax.tree_util.tree_leaves(eqx.filter(core, eqx.is_inexact_array))[0].dtype
         bound = 1.0 / math.sqrt(core.hidden_size)
