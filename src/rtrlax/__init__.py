@@ -59,6 +59,10 @@ _EXPORTS: dict[str, str] = {
     "ColumnarTD": ".learning.td",
     "TDLambda": ".learning.td",
     "td_rmsprop": ".learning.td",
+    "CheckpointError": ".learning.checkpoint",
+    "StopOnSignal": ".learning.checkpoint",
+    "save_model": ".learning.checkpoint",
+    "load_model": ".learning.checkpoint",
     "stream_mesh": ".learning.sharding",
     "put_streams": ".learning.sharding",
     "OnlineMetaGradient": ".learning.meta",
@@ -152,6 +156,10 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from .learning.td import ColumnarTD as ColumnarTD
     from .learning.td import TDLambda as TDLambda
     from .learning.td import td_rmsprop as td_rmsprop
+    from .learning.checkpoint import CheckpointError as CheckpointError
+    from .learning.checkpoint import StopOnSignal as StopOnSignal
+    from .learning.checkpoint import load_model as load_model
+    from .learning.checkpoint import save_model as save_model
     from .learning.sharding import put_streams as put_streams
     from .learning.sharding import stream_mesh as stream_mesh
     from .learning.meta import OnlineMetaGradient as OnlineMetaGradient
