@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrlax.cells.columnar import columnar_network
-from rtrlax.cli import machine_description as machine
+from harness import machine_description as machine, save_figure
 from rtrlax.learning.td import ColumnarTD, msre_chunk
 from rtrlax.tasks.animal import TBPTT_PAIRS, make_td_learner, trace_patterning
 
@@ -363,8 +363,7 @@ def report(paths: list[str], md_path: str, png_path: str):
     ax.set_ylabel(f"MSRE (mean over seeds and the last {rows[0]['log']:,} steps)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("Trace patterning, TD(λ)")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
+    save_figure(fig, png_path, dpi=120)
 
 
 def main(argv=None):

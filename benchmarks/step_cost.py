@@ -203,6 +203,7 @@ def rtrl_floor(model, batch, steps, repeats, key):
     mem = compiled_memory(one, carry, args[2][0], args[3][0])
     return {
         "step": t["step"].wall / steps, "dm": t["dm"].wall, "m_bytes": tree_bytes(carry.influence),
+        "step_cpu": t["step"].cpu / steps, "dm_cpu": t["dm"].cpu,
         "temp_bytes": None if mem is None else mem.temp,
         "flops": batch * (2 * s * (s + 1) * p_r + s * p_r),
     }
@@ -306,7 +307,8 @@ def _fmt_floor(entry):
     temp = "—" if f["temp_bytes"] is None else f"{f['temp_bytes'] / f['m_bytes']:.2f}×"
     return (
         f"| {model} | {hidden} | {batch} | {f['step'] * 1e3:.2f} | {f['dm'] * 1e3:.2f} "
-        f"| {f['step'] / f['dm']:.2f}× | {_mb(f['m_bytes'])} | {_mb(f['temp_bytes'])} | {temp} |"
+        f"| {f['step'] / f['dm']:.2f}× | {f['step_cpu'] * 1e3:.2f} | {f['dm_cpu'] * 1e3:.2f} "
+        f"| {f['step_cpu'] / f['dm_cpu']:.2f}× | {_mb(f['m_bytes'])} | {_mb(f['temp_bytes'])} | {temp} |"
     )
 
 
@@ -351,12 +353,13 @@ def write_table(path: Path, rows, floors, peak, argstr: str) -> None:
             "",
             "Step = the scanned `batch_step` above, per step; `D·M alone` = the batched product "
             "`[B, S, S] @ [B, S, P_r]` by itself (one jitted call), the two timed alternately in "
-            "this process (wall-clock medians). M = the influence matrices of all streams; temp = "
+            "this process (medians of wall-clock and of process CPU time). M = the influence matrices of all streams; temp = "
             "XLA's temporary memory of one jitted `batch_step` with the carry donated "
             "(`compiled.memory_analysis()`).",
             "",
-            "| model | hidden | batch | step ms | D·M alone ms | step / D·M | M MiB | temp MiB | temp / M |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | hidden | batch | step ms | D·M alone ms | step / D·M | step CPU ms | D·M alone CPU ms "
+            "| step / D·M (CPU) | M MiB | temp MiB | temp / M |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [_fmt_floor(f) for f in floors]
     path.write_text("\n".join(lines) + "\n")
