@@ -1,31 +1,32 @@
 """A fused TD(λ) step for constructive / CCN networks (:class:`~rtrlax.Constructive`).
 
 Equal to ``TDLambda(ColoR(), td_rmsprop(lr))`` on a ``Constructive`` network (tested in
-float64, across a stage change), written out by hand in the manner of
-:class:`~rtrlax.learning.td.ColumnarTD`, with the work of each stage matched to its role.
-With ``s*`` the learning stage (from the step count):
+float64, across stage changes), written out by hand in the manner of
+:class:`~rtrlax.learning.td.ColumnarTD`.  With ``s*`` the learning stage (from the step
+count), per step:
 
-* **frozen stages** ``s < s*`` run forward only: their columns' LSTM step
-  (``a = P z``, ``c' = σ(a_f) c + σ(a_i) tanh a_g``, ``h' = σ(a_o) tanh c'``, with
-  ``z = [x̂, f̂^0, …, f̂^{s-1}, h, 1]``) — no traces, no eligibility, no update;
-* **the learning stage** ``s*`` carries its ColoR traces
-  ``TH = ∂h/∂P``, ``TC = ∂c/∂P`` (per column, exact: its inputs from frozen stages are
-  constants), forms ``∇ŷ = (w ⊙ n) TH`` (``n`` = the features' normalisation factors),
-  and applies the normalised TD update ``P += α u / sqrt(v / (1 − β₂ⁿ) + ε²)``,
-  ``u = δ e``, ``v ← β₂ v + (1 − β₂) u²``, ``e ← γλ e + ∇ŷ``;
-* **stages not yet built** ``s > s*`` keep their state and traces running (forward and
-  trace recursion, no update): the generic path does the same, and when such a stage
-  starts learning its traces already hold the exact ``∂h/∂P`` of the whole past.  (CCN's
-  last stages are the ones that run longest, so from the second stage on most of the
-  network is frozen.)
+1. **forward, stage by stage** (the only sequential part: stage ``s`` reads the
+   features of the stages before it at the same step): column ``i`` of stage ``s``
+   computes ``a = P z``, ``c' = σ(a_f) c + σ(a_i) tanh a_g``, ``h' = σ(a_o) tanh c'``
+   with ``z = [x̂, f̂^0, …, f̂^{s-1}, h_i, 1]``;
+2. **ColoR traces of every column at once** (``TH = ∂h/∂P``, ``TC = ∂c/∂P``, exact:
+   each stage's inputs from earlier stages are constants for its parameters);
+3. ``∇ŷ = (w ⊙ n) TH`` for the learning stage's columns (``n``: the features'
+   normalisation factors), the readout's ``(f̂, 1)``, and the normalised TD update
+   ``θ += α m u / sqrt(v / (1 − β₂ⁿ) + ε²)``, ``u = δ e``, ``v ← β₂ v + (1 − β₂) u²``,
+   ``e ← γλ e + ∇ŷ``, with ``m`` = 1 on the learning stage, 0 on the others, and
+   ``1/#built features`` on the readout weights (``Constructive.update_scale``).
 
-The readout ``ŷ = Σ_{built} w_i f̂_i + b`` is updated every step with step size divided
-by the number of built features (``Constructive.update_scale``).  Running statistics of
-the inputs (stage 0) and of the learning stage's features follow ``Constructive``.
-
-Each stage's parameters are packed input-major as ``P[j, g, i]`` =
-``[W_ih[g, i, :], w_self[g, i], b[g, i]][j]`` (``[d_s + 2, 4, k]``), as in
-``ColumnarTD``.  One stream per state; vmap it for several.
+All columns live in one array ``P[r, g, i]`` of ``[d + total + 2, 4, total]`` rows
+``[x̂ (d), features (total), own h, 1]``: column ``i`` of stage ``s`` uses the rows of
+``x̂`` and of the features of stages ``< s``; its other feature rows are zero and stay
+zero (their input is masked, so their traces and updates are zero).  Steps 2–3 are then
+a few fused element-wise loops over that array, like ``ColumnarTD``'s, instead of a
+kernel per stage: on a CPU a step of these tiny shapes costs what it launches, not
+what it multiplies.  The price: frozen and unbuilt stages' traces and eligibility are
+updated too (as the generic path does), so the cost is that of all ``total`` columns,
+not of the learning stage alone (measured: ``benchmarks/animal_learning.py
+--ccn-throughput``).  One stream per state; vmap it for several.
 """
 
 from __future__ import annotations
@@ -35,21 +36,22 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float, Int
 
 from ..nets.ccn import Constructive
 
 
 class CCNTDState(NamedTuple):
-    """One stream of :class:`CCNTD` (flat in the number of steps).  Per-stage tuples."""
+    """One stream of :class:`CCNTD` (flat in the number of steps)."""
 
-    P: tuple  #: packed column parameters per stage, ``[d_s + 2, 4, k]``
-    E: tuple  #: eligibility traces of P
-    V: tuple  #: RMSProp second moments of P
-    TH: tuple  #: ∂h/∂P (ColoR)
-    TC: tuple  #: ∂c/∂P (ColoR)
-    h: tuple  #: ``[k]`` per stage
-    c: tuple  #: ``[k]`` per stage
+    P: Float[Array, "rows 4 total"]  #: all column parameters (see module docstring)
+    E: Float[Array, "rows 4 total"]  #: eligibility traces of P
+    V: Float[Array, "rows 4 total"]  #: RMSProp second moments of P
+    TH: Float[Array, "rows 4 total"]  #: ∂h/∂P (ColoR)
+    TC: Float[Array, "rows 4 total"]  #: ∂c/∂P (ColoR)
+    h: Float[Array, " total"]
+    c: Float[Array, " total"]
     w: Float[Array, " total"]  #: readout weights
     b: Float[Array, ""]  #: readout bias
     Ew: Float[Array, " total"]
@@ -63,6 +65,16 @@ class CCNTDState(NamedTuple):
     f_mean: Float[Array, " total"]
     f_var: Float[Array, " total"]
     y_prev: Float[Array, ""]
+
+
+def _rows_used(model: Constructive) -> np.ndarray:
+    """``[rows, total]`` booleans: which rows of ``P`` each column reads."""
+    d, n, k = model.input_size, model.total, model.per_stage
+    used = np.zeros((d + n + 2, n), bool)
+    for i in range(n):
+        used[: d + (i // k) * k, i] = True
+        used[d + n :, i] = True
+    return used
 
 
 class CCNTD(eqx.Module):
@@ -90,30 +102,34 @@ class CCNTD(eqx.Module):
                 "CCNTD is the fused path for rx.Constructive networks (stages without "
                 "cross-column connections); use TDLambda(rx.ColoR(), td_rmsprop(lr)) otherwise."
             )
-        P = tuple(
-            jnp.moveaxis(jnp.concatenate([s.weight_ih, s.weight_self[..., None], s.bias_ih[..., None]], -1), -1, 0)
-            for s in model.stages
-        )
-        zeros = lambda t: tuple(jnp.zeros_like(a) for a in t)  # noqa: E731
-        st = model.initial_state()
+        d, n = model.input_size, model.total
         dt = model.weight.dtype
+        blocks = []
+        for cell in model.stages:
+            q = cell.weight_ih  # [4, k, d_s]
+            pad = jnp.zeros(q.shape[:2] + (d + n - q.shape[2],), dt)
+            q = jnp.concatenate([q, pad, cell.weight_self[..., None], cell.bias_ih[..., None]], -1)
+            blocks.append(jnp.moveaxis(q, -1, 0))  # [rows, 4, k]
+        P = jnp.concatenate(blocks, axis=-1)
+        zP = jnp.zeros_like(P)
+        st = model.initial_state()
         zero = jnp.zeros((), dt)
+        w = model.weight[0]
         return CCNTDState(
-            P, zeros(P), zeros(P), zeros(P), zeros(P),
-            tuple(h for h, _ in st.cells), tuple(c for _, c in st.cells),
-            model.weight[0], model.bias[0], jnp.zeros_like(model.weight[0]), zero,
-            jnp.zeros_like(model.weight[0]), zero,
-            st.count, jnp.zeros((), jnp.int32), st.in_mean, st.in_var, st.f_mean, st.f_var, zero,
+            P, zP, zP, zP, zP, jnp.concatenate([h for h, _ in st.cells]),
+            jnp.concatenate([c for _, c in st.cells]), w, model.bias[0], jnp.zeros_like(w), zero,
+            jnp.zeros_like(w), zero, st.count, jnp.zeros((), jnp.int32),
+            st.in_mean, st.in_var, st.f_mean, st.f_var, zero,
         )
 
     def to_model(self, model: Constructive, state: CCNTDState) -> Constructive:
         """Unpack the learned parameters into ``model`` (the one given to :meth:`init`)."""
+        d, n, k = model.input_size, model.total, model.per_stage
         stages = []
-        for cell, P in zip(model.stages, state.P):
-            Q = jnp.moveaxis(P, 0, -1)  # [4, k, d_s + 2]
-            d = cell.input_size
+        for j, cell in enumerate(model.stages):
+            Q = jnp.moveaxis(state.P[..., j * k : (j + 1) * k], 0, -1)  # [4, k, rows]
             stages.append(eqx.tree_at(lambda c: (c.weight_ih, c.weight_self, c.bias_ih), cell,
-                                      (Q[..., :d], Q[..., d], Q[..., d + 1])))
+                                      (Q[..., : cell.input_size], Q[..., d + n], Q[..., d + n + 1])))
         return eqx.tree_at(lambda m: (m.stages, m.weight, m.bias), model,
                            (tuple(stages), state.w[None], state.b[None]))
 
@@ -121,53 +137,55 @@ class CCNTD(eqx.Module):
         """Observe ``x_t`` and its cumulant; update; return ``ŷ_t`` (computed with θ_{t-1}).
         ``model`` supplies the static configuration only (its arrays are not read)."""
         dt = s.w.dtype
-        k, n_st = model.per_stage, model.n_stages
-        stage = jnp.minimum(s.steps // model.steps_per_stage, n_st - 1)
+        d, n, k = model.input_size, model.total, model.per_stage
         x = jnp.asarray(x).astype(dt)
-        if x.shape != (model.input_size,):
-            raise ValueError(f"x has shape {x.shape}; this network expects ({model.input_size},).")
-        norm = (lambda v, m, var: (v - m) * jax.lax.rsqrt(var + 1e-5)) if model.normalise else (
-            lambda v, m, var: v)
-        feats = [norm(x, s.in_mean, s.in_var)]
-        h_new, c_new, TH_new, TC_new = [], [], [], []
-        for j in range(n_st):
-            P, h, c = s.P[j], s.h[j], s.c[j]
-            u = jnp.concatenate(feats)
-            d = u.shape[0]
-            a = sum(P[i] * u[i] for i in range(d)) + P[d] * h + P[d + 1]  # [4, k]
-            ig, fg, og = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
-            gg = jnp.tanh(a[2])
-            c2 = fg * c + ig * gg
-            tc = jnp.tanh(c2)
-            h2 = og * tc
+        if x.shape != (d,):
+            raise ValueError(f"x has shape {x.shape}; this network expects ({d},).")
+        stage = jnp.minimum(s.steps // model.steps_per_stage, model.n_stages - 1)
+        if model.normalise:
+            x_hat = (x - s.in_mean) * jax.lax.rsqrt(s.in_var + 1e-5)
+            f_scale = jax.lax.rsqrt(s.f_var + 1e-5)
+        else:
+            x_hat, f_scale = x, jnp.ones_like(s.f_var)
 
-            def traces(TH, TC, P=P, h=h, c=c, u=u, d=d, ig=ig, fg=fg, og=og, gg=gg, tc=tc):
-                do_tc = og * (1 - tc * tc)
-                dc_da = jnp.stack([gg * ig * (1 - ig), c * fg * (1 - fg), ig * (1 - gg * gg),
-                                   jnp.zeros_like(c)])
-                dh_da = jnp.stack([dc_da[0] * do_tc, dc_da[1] * do_tc, dc_da[2] * do_tc,
-                                   tc * og * (1 - og)])
-                w_self = P[d]
-                dc_dh = sum(dc_da[g] * w_self[g] for g in range(4))
-                dh_dh = sum(dh_da[g] * w_self[g] for g in range(4))
-                dh_dc = do_tc * fg
-                z = jnp.concatenate([jnp.broadcast_to(u[:, None], (d, k)), h[None], jnp.ones((1, k), dt)])[:, None]
-                return dh_dh * TH + dh_dc * TC + dh_da * z, dc_dh * TH + fg * TC + dc_da * z
+        # 1. forward, stage by stage: a[g, i] = Σ_r P[r, g, i] z[r, i]
+        P = s.P
+        feats, a_parts = [], []
+        for j in range(model.n_stages):
+            cols = slice(j * k, (j + 1) * k)
+            u = jnp.concatenate([x_hat, *feats])
+            Pj = P[:, :, cols]
+            a = jnp.tensordot(u, Pj[: u.shape[0]], axes=1) + Pj[d + n] * s.h[cols] + Pj[d + n + 1]
+            c2 = jax.nn.sigmoid(a[1]) * s.c[cols] + jax.nn.sigmoid(a[0]) * jnp.tanh(a[2])
+            h2 = jax.nn.sigmoid(a[3]) * jnp.tanh(c2)
+            feats.append(model._norm(h2, s.f_mean[cols], s.f_var[cols]) if model.normalise else h2)
+            a_parts.append(a)
+        a = jnp.concatenate(a_parts, axis=-1)  # [4, total]
+        f_hat = jnp.concatenate(feats)
 
-            # frozen stages (j < stage) keep their (unused) traces; the others update them
-            TH, TC = jax.lax.cond(stage <= j, traces, lambda TH, TC: (TH, TC), s.TH[j], s.TC[j])
-            h_new.append(h2)
-            c_new.append(c2)
-            TH_new.append(TH)
-            TC_new.append(TC)
-            sl = slice(j * k, (j + 1) * k)
-            feats.append(norm(h2, s.f_mean[sl], s.f_var[sl]))
-        f_hat = jnp.concatenate(feats[1:])
-        col_stage = jnp.arange(model.total) // k
+        # 2. ColoR traces of every column (gates i, f, g, o)
+        ig, fg, og = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
+        gg = jnp.tanh(a[2])
+        c = fg * s.c + ig * gg
+        tc = jnp.tanh(c)
+        h = og * tc
+        do_tc = og * (1 - tc * tc)
+        dc_da = jnp.stack([gg * ig * (1 - ig), s.c * fg * (1 - fg), ig * (1 - gg * gg), jnp.zeros_like(c)])
+        dh_da = jnp.stack([dc_da[0] * do_tc, dc_da[1] * do_tc, dc_da[2] * do_tc, tc * og * (1 - og)])
+        w_self = P[d + n]
+        dc_dh = sum(dc_da[g] * w_self[g] for g in range(4))
+        dh_dh = sum(dh_da[g] * w_self[g] for g in range(4))
+        dh_dc = do_tc * fg
+        z_rows = jnp.concatenate([x_hat, f_hat])
+        z = jnp.where(jnp.asarray(_rows_used(model)[: d + n]), z_rows[:, None], 0)  # [d + n, total]
+        z = jnp.concatenate([z, s.h[None], jnp.ones((1, n), dt)])[:, None]  # [rows, 1, total]
+        TH = dh_dh * s.TH + dh_dc * s.TC + dh_da * z
+        TC = dc_dh * s.TH + fg * s.TC + dc_da * z
+
+        # 3. prediction, TD error, normalised update along δ e, e ← γλ e + ∇ŷ
+        col_stage = jnp.arange(n) // k
         built = col_stage <= stage
         y = jnp.dot(jnp.where(built, s.w, 0), f_hat) + s.b
-
-        # TD error and the normalised update along δ e (td_rmsprop), scaled as update_scale
         delta = cumulant + self.gamma * y - s.y_prev
         count = s.count + 1
         inv_corr = 1 / (1 - self.decay ** count.astype(dt))
@@ -179,22 +197,10 @@ class CCNTD(eqx.Module):
             theta = theta + scale * lr * u * jax.lax.rsqrt(V * inv_corr + eps**2)
             return theta, gl * E + grad, V
 
-        n_active = ((stage + 1) * k).astype(dt)
-        w, Ew, Vw = rms(s.w, s.Ew, s.Vw, jnp.where(built, f_hat, 0), 1 / n_active)
+        learning = (col_stage == stage).astype(dt)
+        w, Ew, Vw = rms(s.w, s.Ew, s.Vw, jnp.where(built, f_hat, 0), 1 / ((stage + 1) * k).astype(dt))
         b, Eb, Vb = rms(s.b, s.Eb, s.Vb, jnp.ones((), dt), 1.0)
-        scale = jax.lax.rsqrt(s.f_var + 1e-5) if model.normalise else jnp.ones_like(s.f_var)
-        P_new, E_new, V_new = [], [], []
-        for j in range(n_st):
-            sl = slice(j * k, (j + 1) * k)
-
-            def learn(P, E, V, TH, coef=s.w[sl] * scale[sl]):
-                return rms(P, E, V, coef * TH, 1.0)
-
-            P, E, V = jax.lax.cond(stage == j, learn, lambda P, E, V, TH: (P, E, V),
-                                   s.P[j], s.E[j], s.V[j], TH_new[j])
-            P_new.append(P)
-            E_new.append(E)
-            V_new.append(V)
+        P, E, V = rms(P, s.E, s.V, (learning * s.w * f_scale) * TH, learning)
 
         # running statistics: inputs during stage 0, the learning stage's features
         def stats(v, mean, var, learn):
@@ -203,12 +209,9 @@ class CCNTD(eqx.Module):
             return mean, var + beta * ((v - mean) ** 2 - var)
 
         in_mean, in_var = stats(x, s.in_mean, s.in_var, stage == 0)
-        f_mean, f_var = stats(jnp.concatenate(h_new), s.f_mean, s.f_var, col_stage == stage)
-        new = CCNTDState(
-            tuple(P_new), tuple(E_new), tuple(V_new), tuple(TH_new), tuple(TC_new),
-            tuple(h_new), tuple(c_new), w, b, Ew, Eb, Vw, Vb, s.steps + 1, count,
-            in_mean, in_var, f_mean, f_var, y,
-        )
+        f_mean, f_var = stats(h, s.f_mean, s.f_var, col_stage == stage)
+        new = CCNTDState(P, E, V, TH, TC, h, c, w, b, Ew, Eb, Vw, Vb, s.steps + 1, count,
+                         in_mean, in_var, f_mean, f_var, y)
         return new, y
 
     def run(self, model: Constructive, s: CCNTDState, xs, cumulants):
