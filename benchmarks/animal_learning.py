@@ -30,13 +30,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rtrlax.cells.columnar import columnar_network
+from rtrlax.nets.columnar import columnar_network
 from harness import command_line, machine_description as machine, markdown_table, save_figure, time_alternating, write_results
 from rtrlax.estimators.color import ColoR
+from rtrlax.experiments.prediction import TBPTT_PAIRS, make_td_learner
 from rtrlax.learning.ccn_td import CCNTD
 from rtrlax.learning.td import ColumnarTD, TDLambda, msre_chunk, td_rmsprop
 from rtrlax.nets.ccn import Constructive
-from rtrlax.tasks.animal import TBPTT_PAIRS, make_td_learner, trace_patterning
+from rtrlax.tasks.animal import trace_patterning
 
 F32 = jnp.float32
 TP_JSON = "docs/results/animal_throughput.json"

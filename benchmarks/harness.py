@@ -5,7 +5,8 @@ and import from here; none imports ``rtrlax.cli``.
 
 * :func:`time_call` — median wall-clock and process-CPU seconds of a call, compiled
   and warmed up first, every call waited for with ``block_until_ready``.
-* :func:`machine_description` — CPU model, cores, JAX backend and version.
+* :func:`machine_description` — CPU model, cores, JAX backend and version (the
+  library's ``rtrlax.experiments.results.machine_description``, re-exported).
 * :func:`matmul_peak` / :func:`copy_peak` — this machine's matrix-product GFLOP/s and
   memory-copy GB/s, measured in the calling process, for roofline fractions.
 * :func:`compiled_memory` — XLA's own memory analysis of a jitted call.
@@ -17,8 +18,6 @@ and import from here; none imports ``rtrlax.cli``.
 
 from __future__ import annotations
 
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -29,30 +28,13 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+# the machine: the library's one description (CPU model, cores, backend, jax version)
+from rtrlax.experiments.results import machine_description  # noqa: F401
+
 SHARED_NOTE = (
     "The machine was shared with other jobs while this ran: absolute times are noisy; "
     "ratios measured in the same run are the figures to read."
 )
-
-
-# --- the machine -------------------------------------------------------------------------
-
-
-def machine_description() -> str:
-    """``"<cpu model>, <n> cores, <backend> backend, jax <version>[, <device>]"``."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    desc = f"{cpu}, {os.cpu_count()} cores, {jax.default_backend()} backend, jax {jax.__version__}"
-    if jax.default_backend() != "cpu":
-        desc += f", {jax.devices()[0].device_kind}"
-    return desc
 
 
 # --- timing ------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import rtrlax as rx
-from rtrlax.cells.columnar import Columnar, columnar_network
+from rtrlax.cells.columnar import Columnar
+from rtrlax.nets.columnar import columnar_network
 from rtrlax.estimators.color import ColoR
 
 

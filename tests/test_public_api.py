@@ -1,5 +1,8 @@
 """The public surface is explicit: every documented name imports from ``rtrlax``."""
 
+import ast
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 
@@ -10,12 +13,22 @@ AbstractCell AbstractGatedCell VanillaRNN GRU LSTM EGRU LRU LRUCore Columnar
 AbstractEstimator AbstractOnlineEstimator StepOutput BPTT RTRL TBPTT SnAp UORO KFRTRL RFLO
 ColoR OnlineLRU SparseRTRL accumulate_grads OnlineLearner LearnerState TDLambda
 AbstractTask Sample CopyTask CopyCurriculum CharLM Readout LRUNet Constructive diagnostics
+columnar_network registry
 """.split()
 
 
 def test_public_names_exist():
     missing = [n for n in PUBLIC if not hasattr(rx, n)]
     assert not missing, f"missing from rtrlax: {missing}"
+
+
+def test_every_export_resolves_and_type_checkers_see_the_same_names():
+    for name in rx.__all__:
+        assert getattr(rx, name) is not None, name
+    tree = ast.parse(Path(rx.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If))  # `if TYPE_CHECKING:`
+    typed = {a.asname for imp in block.body for a in imp.names}
+    assert typed == set(rx.__all__)
 
 
 def test_readme_quick_start_runs():

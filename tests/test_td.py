@@ -8,7 +8,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import rtrlax as rx
-from rtrlax.cells.columnar import columnar_network
+from rtrlax.nets.columnar import columnar_network
 from rtrlax.estimators.color import ColoR
 from rtrlax.learning.td import ColumnarTD, TDLambda, td_rmsprop
 from rtrlax.nets.ccn import Constructive, parse_stages

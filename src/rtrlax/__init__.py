@@ -1,49 +1,131 @@
 """rtrlax: online learning for recurrent networks in JAX.
 
-The public surface, re-exported by name.
+The public surface, re-exported by name.  Each name is imported from its module on
+first use (PEP 562), so ``import rtrlax`` — and the ``rtrlax`` command's ``--help`` —
+does not import JAX; ``rx.GRU`` and the rest behave exactly as plain re-exports.
 """
 
-from .cells.base import AbstractCell as AbstractCell
-from .cells.base import AbstractGatedCell as AbstractGatedCell
-from .cells.columnar import Columnar as Columnar
-from .cells.columnar import columnar_network as columnar_network
-from .cells.egru import EGRU as EGRU
-from .cells.gru import GRU as GRU
-from .cells.lstm import LSTM as LSTM
-from .cells.lru import LRU as LRU
-from .cells.lru import LRUCore as LRUCore
-from .cells.vanilla import VanillaRNN as VanillaRNN
-from .estimators.base import AbstractEstimator as AbstractEstimator
-from .estimators.base import AbstractOnlineEstimator as AbstractOnlineEstimator
-from .estimators.base import StepOutput as StepOutput
-from .estimators.bptt import BPTT as BPTT
-from .estimators.color import ColoR as ColoR
-from .estimators.kfrtrl import KFRTRL as KFRTRL
-from .estimators.online_lru import OnlineLRU as OnlineLRU
-from .estimators.rflo import RFLO as RFLO
-from .estimators.rtrl import RTRL as RTRL
-from .estimators.snap import SnAp as SnAp
-from .estimators.sparse_rtrl import SparseRTRL as SparseRTRL
-from .estimators.tbptt import TBPTT as TBPTT
-from .estimators.uoro import UORO as UORO
-from .learning.accumulate import accumulate_grads as accumulate_grads
-from .learning.learner import LearnerState as LearnerState
-from .learning.learner import OnlineLearner as OnlineLearner
-from .learning.td import ColumnarTD as ColumnarTD
-from .learning.td import TDLambda as TDLambda
-from .learning.td import td_rmsprop as td_rmsprop
-from .tasks.base import AbstractTask as AbstractTask
-from .tasks.base import Sample as Sample
-from .tasks.copy import CopyCurriculum as CopyCurriculum
-from .tasks.copy import CopyTask as CopyTask
-from .tasks.charlm import CharLM as CharLM
-from .tasks.animal import AnimalLearning as AnimalLearning
-from .tasks.animal import noisy_patterning as noisy_patterning
-from .tasks.animal import trace_conditioning as trace_conditioning
-from .tasks.animal import trace_patterning as trace_patterning
-from .nets.readout import Readout as Readout
-from .nets.ccn import Constructive as Constructive
-from .nets.lru_net import LRUNet as LRUNet
-from . import diagnostics as diagnostics
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.2.0"
+
+#: public name -> the module that defines it (relative to this package)
+_EXPORTS: dict[str, str] = {
+    # cells
+    "AbstractCell": ".cells.base",
+    "AbstractGatedCell": ".cells.base",
+    "Columnar": ".cells.columnar",
+    "EGRU": ".cells.egru",
+    "GRU": ".cells.gru",
+    "LSTM": ".cells.lstm",
+    "LRU": ".cells.lru",
+    "LRUCore": ".cells.lru",
+    "VanillaRNN": ".cells.vanilla",
+    # networks
+    "Readout": ".nets.readout",
+    "Constructive": ".nets.ccn",
+    "LRUNet": ".nets.lru_net",
+    "columnar_network": ".nets.columnar",
+    # estimators
+    "AbstractEstimator": ".estimators.base",
+    "AbstractOnlineEstimator": ".estimators.base",
+    "StepOutput": ".estimators.base",
+    "BPTT": ".estimators.bptt",
+    "ColoR": ".estimators.color",
+    "KFRTRL": ".estimators.kfrtrl",
+    "OnlineLRU": ".estimators.online_lru",
+    "RFLO": ".estimators.rflo",
+    "RTRL": ".estimators.rtrl",
+    "SnAp": ".estimators.snap",
+    "SparseRTRL": ".estimators.sparse_rtrl",
+    "TBPTT": ".estimators.tbptt",
+    "UORO": ".estimators.uoro",
+    # learning
+    "accumulate_grads": ".learning.accumulate",
+    "LearnerState": ".learning.learner",
+    "OnlineLearner": ".learning.learner",
+    "ColumnarTD": ".learning.td",
+    "TDLambda": ".learning.td",
+    "td_rmsprop": ".learning.td",
+    # streams and tasks
+    "AbstractTask": ".streams",
+    "Sample": ".streams",
+    "CopyCurriculum": ".tasks.copy",
+    "CopyTask": ".tasks.copy",
+    "CharLM": ".tasks.charlm",
+    "AnimalLearning": ".tasks.animal",
+    "noisy_patterning": ".tasks.animal",
+    "trace_conditioning": ".tasks.animal",
+    "trace_patterning": ".tasks.animal",
+}
+
+#: public sub-modules, imported on first use
+_SUBMODULES = ("diagnostics", "registry")
+
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    elif name == "registry":
+        value = importlib.import_module(".experiments.registry", __name__)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'rtrlax' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
+    from . import diagnostics as diagnostics
+    from .cells.base import AbstractCell as AbstractCell
+    from .cells.base import AbstractGatedCell as AbstractGatedCell
+    from .cells.columnar import Columnar as Columnar
+    from .cells.egru import EGRU as EGRU
+    from .cells.gru import GRU as GRU
+    from .cells.lru import LRU as LRU
+    from .cells.lru import LRUCore as LRUCore
+    from .cells.lstm import LSTM as LSTM
+    from .cells.vanilla import VanillaRNN as VanillaRNN
+    from .estimators.base import AbstractEstimator as AbstractEstimator
+    from .estimators.base import AbstractOnlineEstimator as AbstractOnlineEstimator
+    from .estimators.base import StepOutput as StepOutput
+    from .estimators.bptt import BPTT as BPTT
+    from .estimators.color import ColoR as ColoR
+    from .estimators.kfrtrl import KFRTRL as KFRTRL
+    from .estimators.online_lru import OnlineLRU as OnlineLRU
+    from .estimators.rflo import RFLO as RFLO
+    from .estimators.rtrl import RTRL as RTRL
+    from .estimators.snap import SnAp as SnAp
+    from .estimators.sparse_rtrl import SparseRTRL as SparseRTRL
+    from .estimators.tbptt import TBPTT as TBPTT
+    from .estimators.uoro import UORO as UORO
+    from .experiments import registry as registry
+    from .learning.accumulate import accumulate_grads as accumulate_grads
+    from .learning.learner import LearnerState as LearnerState
+    from .learning.learner import OnlineLearner as OnlineLearner
+    from .learning.td import ColumnarTD as ColumnarTD
+    from .learning.td import TDLambda as TDLambda
+    from .learning.td import td_rmsprop as td_rmsprop
+    from .nets.ccn import Constructive as Constructive
+    from .nets.columnar import columnar_network as columnar_network
+    from .nets.lru_net import LRUNet as LRUNet
+    from .nets.readout import Readout as Readout
+    from .streams import AbstractTask as AbstractTask
+    from .streams import Sample as Sample
+    from .tasks.animal import AnimalLearning as AnimalLearning
+    from .tasks.animal import noisy_patterning as noisy_patterning
+    from .tasks.animal import trace_conditioning as trace_conditioning
+    from .tasks.animal import trace_patterning as trace_patterning
+    from .tasks.charlm import CharLM as CharLM
+    from .tasks.copy import CopyCurriculum as CopyCurriculum
+    from .tasks.copy import CopyTask as CopyTask

@@ -1,155 +1,141 @@
 """The ``rtrlax`` command.
 
-``rtrlax run <task> [options]`` trains online on a task and writes
-``metrics.json``, ``metrics.csv`` and ``curve.png`` to ``--out``;
-``rtrlax demo`` runs a small comparison of estimators on the copy task.
-``rtrlax <command> --help`` describes every option.
+* ``rtrlax run <task> [options]`` trains online on a task and writes ``metrics.json``,
+  ``metrics.csv``, ``curve.png`` and ``config.toml`` (the resolved configuration) to
+  ``--out``; ``rtrlax run --config exp.toml`` runs a configuration file (the same keys
+  as the flags, plus ``task``; flags given on the command line override the file).
+* ``rtrlax list`` prints every registered estimator, cell, network and task, and which
+  estimator works with which cells.
+* ``rtrlax demo`` runs a small side-by-side comparison of estimators on the copy task.
 
-Extending it: add an estimator to :data:`ESTIMATORS`, a cell to :data:`CELLS`, or a
-task to :data:`RUNNERS` (a function that adds its sub-parser).
+Every argument is checked before anything is built or compiled, and ``--help`` answers
+without importing JAX: names are looked up in :mod:`rtrlax.experiments.registry`
+(whose constructors import lazily), the experiments themselves live in
+:mod:`rtrlax.experiments`.  A bad argument exits with status 2 and one line on stderr.
+
+Extending it: register estimators, cells, networks or tasks in the registry (see its
+docstring; ``--plugin MODULE`` imports a module of yours that does so).  A new kind of
+run is a function ``add(subparsers)`` in :data:`RUNNERS` that adds its sub-parser with
+``set_defaults(func=..., check=...)``: ``check(args)`` validates (no JAX), ``func(args)``
+runs the experiment.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import importlib
-import json
+import math
 import os
-import platform
 import sys
-import time
+import tomllib
 from pathlib import Path
 from typing import Callable
 
-# --- registries -------------------------------------------------------------------------
+from .experiments import registry
+
+# --- argument checks (no JAX) ----------------------------------------------------------------
 
 
-def _int_arg(name: str, arg: str | None, default: int) -> int:
-    if arg is None or arg == "":
-        return default
-    try:
-        return int(arg)
-    except ValueError:
-        raise ValueError(f"{name} takes an integer argument, as in '{name}:4'; got '{arg}'.")
+def _positive(args, *names: str) -> None:
+    for name in names:
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {v}.")
 
 
-def _estimators() -> dict[str, Callable]:
-    import rtrlax as rx
-
-    return {
-        "rtrl": lambda a: rx.RTRL(),
-        "snap": lambda a: rx.SnAp(_int_arg("snap", a, 1)),
-        "tbptt": lambda a: rx.TBPTT(_int_arg("tbptt", a, 16)),
-    }
+def _finite_positive(args, *names: str) -> None:
+    for name in names:
+        v = getattr(args, name, None)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}.")
 
 
-#: estimator name -> factory(argument or None); "name:arg" on the command line.
-ESTIMATORS: dict[str, Callable] = {}
-ESTIMATORS["sparsertrl"] = lambda a: importlib.import_module("rtrlax").SparseRTRL((float(a) if "." in a else int(a)) if a else 0.25)
-ESTIMATORS["onlinelru"] = lambda a: importlib.import_module("rtrlax").OnlineLRU(int(a) if a else None)
+def _in_unit(name: str, v, *, low_open: bool = True) -> None:
+    if v is None:
+        return
+    ok = (0 < v <= 1) if low_open else (0 <= v <= 1)
+    if not (math.isfinite(v) and ok):
+        interval = "(0, 1]" if low_open else "[0, 1]"
+        raise ValueError(f"--{name} must lie in {interval}, got {v}.")
 
 
-def _cells() -> dict[str, Callable]:
-    import rtrlax as rx
-
-    return {"vanilla": rx.VanillaRNN, "gru": rx.GRU, "lstm": rx.LSTM}
-
-
-#: cell name -> class taking (input_size, hidden_size, *, key, density, input_density).
-CELLS: dict[str, Callable] = {}
-CELLS["egru"] = lambda *a, **kw: importlib.import_module("rtrlax").EGRU(*a, **kw)
-CELLS["lru"] = lambda *a, **kw: importlib.import_module("rtrlax.cells.lru").make_lru_core(*a, **kw)
-
-
-def make_estimator(spec: str):
-    """``"snap:2"`` -> ``rx.SnAp(2)``; raises ValueError naming the choices."""
-    registry = {**_estimators(), **ESTIMATORS}
-    name, _, arg = spec.partition(":")
-    name = name.strip().lower().replace("-", "").replace("_", "")
-    aliases = {"snap1": ("snap", "1"), "snap2": ("snap", "2"), "snap3": ("snap", "3")}
-    if name in aliases and not arg:
-        name, arg = aliases[name]
-    if name not in registry:
-        raise ValueError(
-            f"unknown estimator '{spec}'; choose one of: {', '.join(sorted(registry))} "
-            "(arguments after a colon, e.g. tbptt:8, snap:2)."
-        )
-    return registry[name](arg or None)
+def _writable_dir(flag: str, path: Path | None) -> None:
+    """``path`` is (or can become) a directory we may write into; an existing file there
+    is refused, never moved aside."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is an existing file, not a directory: choose another path.")
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: cannot create or write into {parent}.")
 
 
-def make_cell(name: str, input_size: int, hidden: int, *, key, density=1.0, input_density=1.0):
-    registry = {**_cells(), **CELLS}
-    if name not in registry:
-        raise ValueError(f"unknown cell '{name}'; choose one of: {', '.join(sorted(registry))}.")
-    return registry[name](input_size, hidden, key=key, density=density, input_density=input_density)
+def _checkpoint_dir(flag: str, path: Path | None) -> None:
+    if path is None:
+        return
+    if not (path / "meta.json").is_file() or not (path / "state.npz").is_file():
+        raise ValueError(f"{flag} {path} is not a checkpoint written by --save (expected "
+                         "meta.json and state.npz in it).")
 
 
-# --- results ----------------------------------------------------------------------------
+def _text_file(path: Path, byte_level: bool) -> None:
+    if not path.is_file():
+        raise ValueError(f"--text {path} is not a file: give the path of a local text file "
+                         "(e.g. tinyshakespeare.txt).")
+    if not byte_level:
+        try:
+            path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"--text {path} is not UTF-8 text ({e.reason} at byte {e.start}): "
+                             "add --byte-level to model its raw bytes.") from None
 
 
-def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    import jax
-
-    desc = f"{cpu}, {os.cpu_count()} cores, {jax.default_backend()} backend, jax {jax.__version__}"
-    if jax.default_backend() != "cpu":
-        desc += f", {jax.devices()[0].device_kind}"
-    return desc
+def _check_model(args) -> None:
+    """Estimator, cell and network by name, and that they work together."""
+    registry.parse("estimator", args.estimator)
+    cell = registry.get("cell", args.cell)
+    network = registry.get("network", args.network)
+    registry.check_pair(args.estimator, args.cell)
+    if network.requires is not None and network.requires not in cell.tags:
+        raise ValueError(f"network '{network.name}' needs a {network.requires} cell, got "
+                         f"'{cell.name}'.")
+    _positive(args, "hidden", "layers")
+    _in_unit("density", args.density, low_open="columnar" not in cell.tags)
+    _in_unit("input-density", args.input_density)
 
 
-def write_results(out: Path, config: dict, history: dict, *, title: str) -> None:
-    """metrics.json (config + per-chunk history), metrics.csv and curve.png in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    hist = {k: [float(x) for x in v] for k, v in history.items()}
-    (out / "metrics.json").write_text(
-        json.dumps({"config": config, "machine": machine_description(), "history": hist}, indent=2)
-    )
-    keys = list(hist)
-    with open(out / "metrics.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(keys)
-        w.writerows(zip(*(hist[k] for k in keys)))
-    plot_curves(out / "curve.png", {config.get("estimator", "run"): hist}, title=title)
+def _check_online(args) -> None:
+    _check_model(args)
+    _positive(args, "steps", "batch", "update_every", "chunk")
+    _finite_positive(args, "lr")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}.")
+    _writable_dir("--out", args.out)
+    _writable_dir("--save", args.save)
+    _checkpoint_dir("--resume", args.resume)
 
 
-def plot_curves(path: Path, runs: dict[str, dict], *, title: str, keys=None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    first = next(iter(runs.values()))
-    keys = keys or [k for k in first if k != "step"]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
-    for ax, k in zip(axes[0], keys):
-        for name, hist in runs.items():
-            if k in hist:
-                ax.plot(hist["step"], hist[k], label=name)
-        ax.set_xlabel("steps")
-        ax.set_title(k)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-# --- rtrlax run copy -----------------------------------------------------------------------
+# --- rtrlax run copy / charlm -------------------------------------------------------------------
 
 
 def _add_common(p: argparse.ArgumentParser, *, steps: int, hidden: int, lr: float) -> None:
-    p.add_argument("--estimator", default="snap:1", help="rtrl | snap[:n] | tbptt[:T] | ... (default snap:1)")
+    p.add_argument("--estimator", default="snap:1",
+                   help="an estimator, with its argument after a colon: "
+                   + ", ".join(e.usage for e in registry.entries("estimator") if e.online)
+                   + " (default snap:1; `rtrlax list` describes them)")
+    p.add_argument("--cell", default="gru",
+                   help=" | ".join(registry.names("cell")) + " (default gru)")
+    p.add_argument("--network", default="readout",
+                   help=" | ".join(registry.names("network")) + " (default readout)")
+    p.add_argument("--layers", type=int, default=1, help="recurrent layers (stacks; default 1)")
     p.add_argument("--hidden", type=int, default=hidden, help=f"hidden units (default {hidden})")
+    p.add_argument("--density", type=float, default=None,
+                   help="recurrent weight density in (0, 1] (columnar: cross-column density "
+                   "in [0, 1], default 0)")
+    p.add_argument("--input-density", type=float, default=None, help="input weight density in (0, 1]")
     p.add_argument("--steps", type=int, default=steps, help=f"online steps per stream (default {steps})")
     p.add_argument("--batch", type=int, default=8, help="independent streams (default 8)")
     p.add_argument("--lr", type=float, default=lr, help=f"Adam learning rate (default {lr})")
@@ -162,108 +148,140 @@ def _add_common(p: argparse.ArgumentParser, *, steps: int, hidden: int, lr: floa
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _add_copy(sub) -> None:
+def _add_copy(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "copy",
         help="copy task (fixed T=48, or the SnAp curriculum)",
-        description="Online training on the copy task (TASKS.md): fixed 7-bit patterns of length 20 "
+        description="Online training on the copy task: fixed 7-bit patterns of length 20 "
         "(T = 48), or with --curriculum the SnAp paper's 1-bit curriculum where L grows on the "
         "0.15 bits/step rule.",
     )
     _add_common(p, steps=20000, hidden=64, lr=1e-3)
-    p.add_argument("--cell", default="gru", help="vanilla | gru | lstm (default gru)")
-    p.add_argument("--density", type=float, default=1.0, help="recurrent weight density in (0, 1]")
-    p.add_argument("--input-density", type=float, default=1.0, help="input weight density in (0, 1]")
     p.add_argument("--curriculum", action="store_true", help="the SnAp curriculum variant")
     p.add_argument("--max-length", type=int, default=64, help="curriculum: largest L (default 64)")
     p.add_argument("--pattern-length", type=int, default=20, help="fixed variant: pattern length (20)")
     p.add_argument("--padding", type=int, default=7, help="fixed variant: blank steps (7)")
     p.add_argument("--bits", type=int, default=7, help="fixed variant: bits per step (7)")
-    p.set_defaults(func=_run_copy)
+    p.set_defaults(func=_run_copy, check=_check_copy)
+    return p
+
+
+def _check_copy(args) -> None:
+    _check_online(args)
+    _positive(args, "max_length", "pattern_length", "bits")
+    if args.padding < 0:
+        raise ValueError(f"--padding must be >= 0, got {args.padding}.")
+
+
+def _online_kwargs(args) -> dict:
+    names = ("estimator", "cell", "network", "layers", "hidden", "density", "input_density",
+             "steps", "batch", "lr", "update_every", "chunk", "seed", "out", "save", "resume",
+             "quiet")
+    return {n: getattr(args, n) for n in names} | {"config": resolved_config(args)}
 
 
 def _run_copy(args) -> dict:
-    import jax
-    import optax
+    from .experiments.online import run_online
 
-    import rtrlax as rx
-
-    task = (
-        rx.CopyCurriculum(max_length=args.max_length)
-        if args.curriculum
-        else rx.CopyTask(args.bits, args.pattern_length, args.padding)
-    )
-    k_cell, k_out, k_run = jax.random.split(jax.random.key(args.seed), 3)
-    cell = make_cell(
-        args.cell,
-        task.input_size,
-        args.hidden,
-        key=k_cell,
-        density=args.density,
-        input_density=args.input_density,
-    )
-    model = rx.Readout(cell, task.output_size, key=k_out)
-    estimator = make_estimator(args.estimator)
-    extra = {}
     if args.curriculum:
-        extra["level"] = lambda state: int(state.task_state.level[0])
-    return train(args, "copy-curriculum" if args.curriculum else "copy", task, model, estimator, k_run, extra)
-
-
-def train(args, name, task, model, estimator, key, extra=None) -> dict:
-    """Shared driver of ``rtrlax run``: learner, progress bar, checkpoints, results."""
-    import optax
-
-    import rtrlax as rx
-
-    learner = rx.OnlineLearner(
-        model, estimator, optax.adam(args.lr), update_every=args.update_every
-    )
-    if args.resume is not None:
-        state = learner.restore(args.resume, batch_size=args.batch, task=task)
+        task, options = "copy-curriculum", {"max_length": args.max_length}
     else:
-        state = learner.init(key, batch_size=args.batch, task=task)
-    history: dict[str, list] = {}
-    t0 = time.perf_counter()
-    chunk = learner.whole_updates(args.chunk)  # a chunked estimator takes K steps at once
-    with _bar(args.steps, f"{name} {args.estimator}", disable=args.quiet) as bar:
-        done = 0
-        while done < args.steps:
-            n = min(chunk, args.steps - done)
-            state, m = learner.run(state, task, n, chunk=n)
-            done += n
-            for k, v in m.items():
-                history.setdefault(k, []).append(float(v[-1]))
-            for k, f in (extra or {}).items():
-                history.setdefault(k, []).append(f(state))
-            bar.update(n)
-            bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in history.items() if k != "step"})
-    seconds = time.perf_counter() - t0
-    if args.save is not None:
-        learner.save(state, args.save)
-    out = args.out or Path("runs") / f"{name}-{args.estimator.replace(':', '')}"
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
-    config.update(task=name, seconds=seconds, steps_per_second=args.steps * args.batch / seconds)
-    write_results(out, config, history, title=f"{name}: {args.estimator}")
-    final = {k: v[-1] for k, v in history.items()}
-    print(f"wrote {out}/metrics.json, metrics.csv, curve.png  ({seconds:.1f} s)")
-    print("final: " + ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
-    return {"history": history, "seconds": seconds, "state": state}
+        task, options = "copy", {"bits": args.bits, "pattern_length": args.pattern_length,
+                                 "padding": args.padding}
+    return run_online(task=task, task_options=options, **_online_kwargs(args))
 
 
-def _bar(total, desc, disable=False):
-    from tqdm.auto import tqdm
+def _add_charlm(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "charlm",
+        help="character-level language modelling on a local text file (bits per character)",
+        description="Online next-character prediction on a local text (first 90%% train, last 10%% "
+        "held out). Reports training bpc while learning and held-out bpc at the end.",
+    )
+    _add_common(p, steps=5000, hidden=64, lr=3e-3)
+    p.add_argument("--text", type=Path, required=True, help="path of a local UTF-8 text file")
+    p.add_argument("--byte-level", action="store_true", help="raw bytes (vocabulary 256)")
+    p.add_argument("--eval-chars", type=int, default=20000, help="held-out characters scored (20000)")
+    p.set_defaults(func=_run_charlm, check=_check_charlm)
+    return p
 
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, disable=disable, leave=False)
+
+def _check_charlm(args) -> None:
+    _check_online(args)
+    _positive(args, "eval_chars")
+    _text_file(args.text, args.byte_level)
 
 
-#: task name -> function(subparsers) adding ``rtrlax run <task>``.
-RUNNERS: dict[str, Callable] = {"copy": _add_copy}
-RUNNERS["charlm"] = lambda sub: importlib.import_module("rtrlax.tasks.charlm").add_cli(sub)
-RUNNERS["trace-patterning"] = lambda sub: importlib.import_module("rtrlax.tasks.animal").add_cli(sub)
+def _run_charlm(args) -> dict:
+    from .experiments.online import run_online
+
+    return run_online(task="charlm", task_options={"text": args.text, "byte_level": args.byte_level},
+                      eval_chars=args.eval_chars, **_online_kwargs(args))
 
 
-# --- rtrlax demo --------------------------------------------------------------------------
+# --- rtrlax run trace-patterning ------------------------------------------------------------
+
+
+def _add_trace(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "trace-patterning",
+        help="TD(λ) prediction on trace patterning / conditioning (MSRE)",
+        description="Online TD(λ) prediction of the discounted US on an animal-learning stream; "
+        "reports the mean squared return error (MSRE) per logging window. Seeds run as a batch "
+        "of independent streams and networks.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--method", default="columnar",
+                   help="columnar | ccn | constructive | snap1-lstm | tbptt-T:H")
+    p.add_argument("--variant", default="patterning", choices=["patterning", "conditioning", "noisy"])
+    p.add_argument("--isi", type=int, nargs=2, default=[14, 26], help="ISI range (CCN paper: 24 36)")
+    p.add_argument("--steps", type=int, default=200_000)
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1e-3, help="step size α (RMSProp-normalised TD)")
+    p.add_argument("--gamma", type=float, default=0.9)
+    p.add_argument("--lam", type=float, default=0.99)
+    p.add_argument("--log", type=int, default=20_000, help="steps per MSRE window (multiple of 1000)")
+    p.add_argument("--out", type=Path, default=None, help="results directory (default runs/trace-<method>)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_run_trace, check=_check_trace)
+    return p
+
+
+def _check_trace(args) -> None:
+    from .experiments.prediction import check_method
+
+    check_method(args.method)
+    _positive(args, "steps", "seeds", "log")
+    _finite_positive(args, "lr")
+    _in_unit("gamma", args.gamma, low_open=False)
+    _in_unit("lam", args.lam, low_open=False)
+    if args.log % 1000 or args.steps % args.log:
+        raise ValueError("--log must be a multiple of 1000 and --steps a multiple of --log "
+                         f"(got --log {args.log}, --steps {args.steps}).")
+    lo, hi = args.isi
+    if not 1 <= lo <= hi:
+        raise ValueError(f"--isi takes two steps 1 <= low <= high, got {lo} {hi}.")
+    _writable_dir("--out", args.out)
+
+
+def _run_trace(args) -> dict:
+    from .experiments.prediction import run_prediction
+
+    names = ("method", "variant", "isi", "steps", "seeds", "seed", "lr", "gamma", "lam", "log",
+             "out", "quiet")
+    return run_prediction(**{n: getattr(args, n) for n in names}, config=resolved_config(args))
+
+
+#: ``rtrlax run <name>``: a function adding the sub-parser (with ``func`` and ``check``)
+RUNNERS: dict[str, Callable[..., argparse.ArgumentParser]] = {
+    "copy": _add_copy,
+    "charlm": _add_charlm,
+    "trace-patterning": _add_trace,
+}
+
+
+# --- rtrlax demo / list ---------------------------------------------------------------------
 
 
 def _add_demo(sub) -> None:
@@ -280,97 +298,196 @@ def _add_demo(sub) -> None:
     p.add_argument("--hidden", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="output directory (runs/demo)")
-    p.set_defaults(func=_run_demo)
+    p.set_defaults(func=_run_demo, check=_check_demo)
+
+
+def _check_demo(args) -> None:
+    _positive(args, "batch", "hidden")
+    if args.steps < 500:
+        raise ValueError(f"--steps must be at least 500 (two chunks of 250), got {args.steps}.")
+    _writable_dir("--out", args.out)
 
 
 def _run_demo(args) -> dict:
-    import jax
-    import numpy as np
-    import optax
+    from .experiments.demo import run_demo
 
-    import rtrlax as rx
+    return run_demo(steps=args.steps, batch=args.batch, hidden=args.hidden, seed=args.seed,
+                    out=args.out)
 
-    task = rx.CopyTask(bits=2, pattern_length=4, padding=2)
-    k_cell, k_out, k_run = jax.random.split(jax.random.key(args.seed), 3)
-    model = rx.Readout(
-        rx.GRU(task.input_size, args.hidden, key=k_cell), task.output_size, key=k_out
-    )
-    contenders = {
-        "RTRL (exact)": rx.RTRL(),
-        "SnAp-1": rx.SnAp(1),
-        "TBPTT(4)": rx.TBPTT(4),
-        "trace-free (TBPTT(1))": rx.TBPTT(1),
-    }
-    chunk = 250
-    runs, rows = {}, []
-    for name, est in contenders.items():
-        learner = rx.OnlineLearner(model, est, optax.adam(1e-2))
-        state = learner.init(k_run, batch_size=args.batch, task=task)
-        state, _ = learner.run(state, task, chunk, chunk=chunk)  # compile + first chunk
-        jax.block_until_ready(state)
-        hist: dict[str, list] = {}
-        t0 = time.perf_counter()
-        with _bar(args.steps - chunk, name) as bar:
-            for _ in range((args.steps - chunk) // chunk):
-                state, m = learner.run(state, task, chunk, chunk=chunk)
-                for k, v in m.items():
-                    hist.setdefault(k, []).append(float(v[-1]))
-                bar.update(chunk)
-                bar.set_postfix(bits_per_step=f"{hist['bits_per_step'][-1]:.3f}")
-        jax.block_until_ready(state)
-        seconds = time.perf_counter() - t0
-        hist = {k: np.asarray(v) for k, v in hist.items()}
-        runs[name] = {k: list(map(float, v)) for k, v in hist.items()}
-        tail = max(1, len(hist["loss"]) // 5)
-        rows.append(
-            (
-                name,
-                float(hist["bits_per_step"][-tail:].mean()),
-                float(hist["bit_accuracy"][-tail:].mean()),
-                1e6 * seconds / (len(hist['loss']) * chunk),
-            )
-        )
-    header = f"{'estimator':<24}{'bits/step':>10}{'bit acc.':>10}{'µs/step':>10}"
-    lines = [header, "-" * len(header)]
-    lines += [f"{n:<24}{b:>10.3f}{a:>10.3f}{us:>10.0f}" for n, b, a, us in rows]
-    table = "\n".join(lines)
-    print(f"\ncopy task T={task.sequence_length}, GRU-{args.hidden}, {args.batch} streams, "
-          f"{args.steps} online steps each (last 20% of chunks averaged; µs per step of all streams)")
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot_curves(args.out / "demo.png", runs, title="rtrlax demo: copy task, GRU-16, fully online",
-                keys=["bits_per_step", "bit_accuracy"])
-    (args.out / "demo.json").write_text(json.dumps(
-        {"machine": machine_description(), "rows": rows, "history": runs, "steps": args.steps,
-         "batch": args.batch}, indent=2))
-    print(f"wrote {args.out}/demo.png and demo.json")
-    return {"rows": rows}
+
+def _add_list(sub) -> None:
+    p = sub.add_parser("list", help="every registered estimator, cell, network and task",
+                       description="Print the registry: each entry with its description; for "
+                       "estimators and networks, the cells they work with.")
+    p.set_defaults(func=_run_list, check=lambda args: None)
+
+
+def _run_list(args) -> dict:
+    for kind in registry.kinds():
+        print(f"{kind}s:")
+        for e in registry.entries(kind):
+            print(f"  {e.usage:<22} {e.description}")
+            if kind in ("estimator", "network") and e.requires is not None:
+                cells = [c.name for c in registry.entries("cell") if e.requires in c.tags]
+                print(f"  {'':<22}   cells: {', '.join(cells)}")
+            elif kind == "estimator" and not e.online:
+                print(f"  {'':<22}   offline only (rx.accumulate_grads)")
+            elif kind == "estimator":
+                print(f"  {'':<22}   cells: all")
+        print()
+    return {}
+
+
+# --- configuration files --------------------------------------------------------------------
+
+#: options that are not part of an experiment's identity (not written to config.toml)
+_NOT_RECORDED = {"func", "check", "command", "task", "config", "out", "save", "quiet"}
+
+
+def resolved_config(args) -> dict:
+    """What ``config.toml`` records: the task and every option of the run."""
+    config = {"task": args.task}
+    for k, v in vars(args).items():
+        if k in _NOT_RECORDED or (k == "plugin" and not v):
+            continue
+        config[k] = str(v) if isinstance(v, Path) else (list(v) if isinstance(v, tuple) else v)
+    return config
+
+
+def _load_config(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"--config {path}: no such file.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"--config {path} is not valid TOML: {e}.") from None
+
+
+def _config_defaults(parser: argparse.ArgumentParser, values: dict, path: Path) -> dict:
+    """``values`` from a config file as defaults for ``parser``'s options (typed like the
+    flags; unknown keys refused, naming the valid ones)."""
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+    defaults = {}
+    for key, value in values.items():
+        dest = key.replace("-", "_")
+        action = actions.get(dest)
+        if action is None:
+            valid = ", ".join(sorted(actions))
+            raise ValueError(f"--config {path}: unknown key '{key}' for this task; valid keys: {valid}.")
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                raise ValueError(f"--config {path}: '{key}' must be true or false, got {value!r}.")
+        elif action.type is Path:
+            value = Path(value)
+        elif action.type in (int, float):
+            items = value if isinstance(value, list) else [value]
+            ok = all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                     and (action.type is float or isinstance(x, int)) for x in items)
+            if not ok or (isinstance(value, list) != (action.nargs is not None)):
+                raise ValueError(f"--config {path}: '{key}' must be "
+                                 f"{'an integer' if action.type is int else 'a number'}"
+                                 f"{' list' if action.nargs else ''}, got {value!r}.")
+            value = [action.type(x) for x in items] if isinstance(value, list) else action.type(value)
+        elif action.dest == "plugin":
+            value = list(value) if isinstance(value, list) else [value]
+        defaults[dest] = value
+    return defaults
+
+
+def _find_config(argv: list[str]) -> Path | None:
+    for i, a in enumerate(argv):
+        if a == "--config" and i + 1 < len(argv):
+            return Path(argv[i + 1])
+        if a.startswith("--config="):
+            return Path(a.split("=", 1)[1])
+    return None
 
 
 # --- entry point ---------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser and the ``run`` sub-parsers by task name."""
     parser = argparse.ArgumentParser(
         prog="rtrlax",
         description="Online learning for recurrent networks: train and compare estimators.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train online on a task", description="Train online on a task.")
+    run = sub.add_parser("run", help="train online on a task",
+                         description="Train online on a task. `rtrlax run --config exp.toml` "
+                         "reads the task and options from a file (flags override it).")
+    run.add_argument("--config", type=Path, help="a TOML file of options (+ task = \"...\")")
     tasks = run.add_subparsers(dest="task", required=True)
-    for add in RUNNERS.values():
-        add(tasks)
+    subparsers = {}
+    for name, add in RUNNERS.items():
+        p = add(tasks)
+        p.add_argument("--config", type=Path, default=None,
+                       help="a TOML file with the same keys as these flags (flags override it)")
+        p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                       help="import MODULE first (it may register estimators, cells, tasks)")
+        subparsers[name] = p
     _add_demo(sub)
-    return parser
+    _add_list(sub)
+    return parser, subparsers
+
+
+def _prepare(argv: list[str]):
+    """Parse ``argv`` (with its config file) and check every argument; no JAX."""
+    parser, subparsers = build_parser()
+    path = _find_config(argv) if argv[:1] == ["run"] else None
+    if path is not None:
+        values = _load_config(path)
+        task = values.pop("task", None)
+        rest = _without_config(argv[1:])
+        if rest and rest[0] in subparsers:
+            task, rest = rest[0], rest[1:]
+        elif task is None:
+            raise ValueError(f"--config {path} names no task: add task = \"copy\" (or another "
+                             "of: " + ", ".join(subparsers) + ") or name it on the command line.")
+        elif task not in subparsers:
+            raise ValueError(f"--config {path}: unknown task '{task}'; choose one of: "
+                             + ", ".join(subparsers) + ".")
+        argv = ["run", task, "--config", str(path), *rest]
+        chosen = subparsers[task]
+        for module in values.get("plugin", []):
+            _import_plugin(module)
+        chosen.set_defaults(**_config_defaults(chosen, values, path))
+    args = parser.parse_args(argv)
+    for module in getattr(args, "plugin", []) or []:
+        _import_plugin(module)
+    args.check(args)
+    return parser, args
+
+
+def _without_config(argv: list[str]) -> list[str]:
+    """``argv`` without its ``--config PATH`` / ``--config=PATH``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--config":
+            skip = True
+        elif not a.startswith("--config="):
+            out.append(a)
+    return out
+
+
+def _import_plugin(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        raise ValueError(f"--plugin {module}: cannot import it ({e}).") from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        _, args = _prepare(argv)  # bad arguments: found here, before any JAX work
         args.func(args)
-    except ValueError as e:  # bad option values: a clear message, exit status 2
-        parser.exit(2, f"rtrlax: error: {e}\n")
+    except ValueError as e:  # one line on stderr, exit status 2, no traceback
+        print(f"rtrlax: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     return 0
 
 

@@ -4,4 +4,4 @@ from .gru import GRU
 from .lstm import LSTM
 from .lru import LRU, LRUCore
 from .vanilla import VanillaRNN
-from .columnar import Columnar, columnar_network
+from .columnar import Columnar

@@ -117,21 +117,3 @@ class Columnar(AbstractGatedCell):
 
     def output(self, state):
         return state[0]
-
-
-def columnar_network(
-    input_size: int,
-    n_columns: int,
-    *,
-    output_size: int = 1,
-    density: float = 0.0,
-    key: PRNGKeyArray,
-    dtype=None,
-):
-    """A columnar network with its linear readout (zero-initialised, as in the papers):
-    ``rx.Readout(rx.Columnar(...), output_size, zero_init=True)``."""
-    from ..nets.readout import Readout
-
-    k_cell, k_out = jax.random.split(key)
-    cell = Columnar(input_size, n_columns, density=density, key=k_cell, dtype=dtype)
-    return Readout(cell, output_size, key=k_out, zero_init=True)

@@ -147,13 +147,6 @@ class SparseRTRL(AbstractTraceEstimator):
                     f"core of type {type(core).__name__}."
                 )
 
-    def cost(self, model, carry) -> dict:
-        """Per-step activity, multiply-add and memory counters read from ``carry``
-        (see :func:`rtrlax.diagnostics.accounting.sparse_rtrl_cost`)."""
-        from ..diagnostics.accounting import sparse_rtrl_cost
-
-        return sparse_rtrl_cost(self, model, carry)
-
     def init_traces(self, core) -> SparseTraces:
         m, k = len(core.initial_state()), core.hidden_size
         dtype = core.weight_ih.dtype

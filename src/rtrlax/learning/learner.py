@@ -41,7 +41,7 @@ from ..estimators.base import (  # noqa: F401  (mean_over_streams: re-exported)
     mean_over_streams,
     split_params,
 )
-from ..tasks.base import AbstractTask, Sample
+from ..streams import AbstractTask, Sample
 
 
 class LearnerState(NamedTuple):

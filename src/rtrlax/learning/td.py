@@ -34,6 +34,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ..estimators.base import AbstractOnlineEstimator, split_params
+from ..streams import discounted_return
 
 
 class TDState(NamedTuple):
@@ -315,8 +316,6 @@ def msre_chunk(learner, env, *, block: int, blocks: int):
     (the sum is cut ``block`` steps after the chunk: relative error ≤ γ^block).
     ``learner`` is a :class:`TDLambda` or :class:`ColumnarTD`.
     """
-    from ..tasks.animal import discounted_return
-
     def one_block(es):
         return env.generate(es, block)
 

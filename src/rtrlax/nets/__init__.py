@@ -1,2 +1,3 @@
 from .readout import Readout
 from .lru_net import LRUNet
+from .columnar import columnar_network

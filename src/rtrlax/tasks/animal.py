@@ -36,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from ..streams import discounted_return as discounted_return
+
 
 class AnimalState(NamedTuple):
     cs_countdown: Int[Array, ""]  #: steps until the next CS (0: this step)
@@ -144,20 +146,6 @@ class AnimalLearning(eqx.Module):
         return new, samples
 
 
-def discounted_return(cumulants: Float[Array, " n"], gamma: float, tail=0.0) -> Float[Array, " n"]:
-    """``G_t = Σ_j γ^j c_{t+1+j}`` for t < n, by a backward scan; ``tail`` is ``G_{n-1}``
-    (the return after the last step, 0 when unknown — truncating the sum there)."""
-    c_next = jnp.concatenate([cumulants[1:], jnp.zeros((1,), cumulants.dtype)])
-
-    def back(g_next, c):
-        g = c + gamma * g_next
-        return g, g
-
-    # G_{n-1} = tail; G_t = c_{t+1} + γ G_{t+1}
-    _, gs = jax.lax.scan(back, jnp.asarray(tail, cumulants.dtype), c_next[:-1], reverse=True)
-    return jnp.concatenate([gs, jnp.asarray(tail, cumulants.dtype)[None]])
-
-
 def _three_of_six() -> np.ndarray:
     return np.array([[1.0 if i in c else 0.0 for i in range(6)]
                      for c in itertools.combinations(range(6), 3)])
@@ -190,123 +178,3 @@ def noisy_patterning(*, isi=(14, 26), iti=(80, 120), n_distractors=5, gamma=0.9,
     us_prob = np.where(np.asarray(base.us_prob) > 0.5, p_valid, p_invalid)
     return AnimalLearning(base.patterns, us_prob, n_distractors=n_distractors, isi=isi,
                           iti=iti, gamma=gamma, dtype=dtype)
-
-
-# --- `rtrlax run trace-patterning` ---------------------------------------------------------
-
-#: the T-BPTT (truncation : hidden) pairs of the CCN paper, compute-matched to its CCN
-TBPTT_PAIRS = ("13:2", "3:10", "5:8", "8:5", "10:5", "15:4", "20:3", "30:2")
-
-
-def make_td_learner(method: str, input_size: int, steps: int, lr: float, *, gamma=0.9, lam=0.99,
-                    dtype="float32"):
-    """``(learner, init(key) -> learner state)`` for a named method:
-    ``columnar`` (20 columns, fused ColoR + TD), ``ccn`` (``20:4:steps/5``),
-    ``constructive`` (``10:1:steps/10``), ``snap1-lstm`` (SnAp-1, dense LSTM-10),
-    ``tbptt-T:H`` (online T-BPTT(T), dense LSTM-H)."""
-    from ..cells.columnar import columnar_network
-    from ..cells.lstm import LSTM
-    from ..estimators.color import ColoR
-    from ..estimators.snap import SnAp
-    from ..estimators.tbptt import TBPTT
-    from ..learning.td import ColumnarTD, TDLambda, td_rmsprop
-    from ..nets.ccn import Constructive
-    from ..nets.readout import Readout
-
-    if method == "columnar":
-        fused = ColumnarTD(lr, gamma=gamma, lam=lam)
-        return fused, lambda k: fused.init(columnar_network(input_size, 20, key=k, dtype=dtype))
-    if method in ("constructive", "ccn"):
-        spec = (10, 1, max(1, steps // 10)) if method == "constructive" else (20, 4, max(1, steps // 5))
-        td = TDLambda(ColoR(), td_rmsprop(lr), gamma=gamma, lam=lam)
-        return td, lambda k: td.init(Constructive(input_size, spec, key=k, dtype=dtype))
-    if method == "snap1-lstm":
-        td, hidden = TDLambda(SnAp(1), td_rmsprop(lr), gamma=gamma, lam=lam), 10
-    elif method.startswith("tbptt-"):
-        try:
-            T, hidden = (int(v) for v in method[len("tbptt-"):].split(":"))
-        except ValueError:
-            raise ValueError(f"write T-BPTT as tbptt-T:H (e.g. tbptt-10:5), got {method!r}.") from None
-        td = TDLambda(TBPTT(T), td_rmsprop(lr), gamma=gamma, lam=lam)
-    else:
-        raise ValueError(
-            f"unknown method {method!r}: use columnar, ccn, constructive, snap1-lstm or tbptt-T:H."
-        )
-
-    def init(k):
-        k1, k2 = jax.random.split(k)
-        net = Readout(LSTM(input_size, hidden, key=k1, dtype=dtype), 1, key=k2, zero_init=True)
-        return td.init(net)
-
-    return td, init
-
-
-def add_cli(sub) -> None:
-    """Add ``rtrlax run trace-patterning`` (registered in cli.RUNNERS)."""
-    import argparse
-    from pathlib import Path
-
-    p = sub.add_parser(
-        "trace-patterning",
-        help="TD(λ) prediction on trace patterning / conditioning (MSRE)",
-        description="Online TD(λ) prediction of the discounted US on an animal-learning stream; "
-        "reports the mean squared return error (MSRE) per logging window. Seeds run as a batch "
-        "of independent streams and networks.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--method", default="columnar",
-                   help="columnar | ccn | constructive | snap1-lstm | tbptt-T:H")
-    p.add_argument("--variant", default="patterning", choices=["patterning", "conditioning", "noisy"])
-    p.add_argument("--isi", type=int, nargs=2, default=[14, 26], help="ISI range (CCN paper: 24 36)")
-    p.add_argument("--steps", type=int, default=200_000)
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=1e-3, help="step size α (RMSProp-normalised TD)")
-    p.add_argument("--gamma", type=float, default=0.9)
-    p.add_argument("--lam", type=float, default=0.99)
-    p.add_argument("--log", type=int, default=20_000, help="steps per MSRE window (multiple of 1000)")
-    p.add_argument("--out", type=Path, default=None, help="results directory (default runs/trace-<method>)")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_run_cli)
-
-
-def _run_cli(args) -> dict:
-    import time
-    from pathlib import Path
-
-    from .. import cli
-    from ..learning.td import msre_chunk
-
-    block = 1000
-    if args.log % block or args.log <= 0 or args.steps % args.log or args.steps <= 0:
-        raise ValueError(f"--log must be a positive multiple of {block} and --steps a multiple of --log.")
-    if args.seeds < 1:
-        raise ValueError("--seeds must be at least 1.")
-    make = {"patterning": trace_patterning, "conditioning": trace_conditioning,
-            "noisy": noisy_patterning}[args.variant]
-    env = make(isi=tuple(args.isi), gamma=args.gamma)
-    learner, init = make_td_learner(args.method, env.input_size, args.steps, args.lr,
-                                    gamma=args.gamma, lam=args.lam)
-    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
-    ls = jax.vmap(init)(keys)
-    es = jax.vmap(env.init)(jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
-    chunk = jax.jit(jax.vmap(msre_chunk(learner, env, block=block, blocks=args.log // block)))
-    history = {"step": [], "msre": [], "msre_zero": []}
-    t0 = time.perf_counter()
-    with cli._bar(args.steps, f"trace-{args.variant} {args.method}", disable=args.quiet) as bar:
-        for i in range(args.steps // args.log):
-            ls, es, msre, g2 = chunk(ls, es)
-            history["step"].append((i + 1) * args.log)
-            history["msre"].append(float(msre.mean()))
-            history["msre_zero"].append(float(g2.mean()))
-            bar.update(args.log)
-            bar.set_postfix(msre=f"{history['msre'][-1]:.4g}")
-    seconds = time.perf_counter() - t0
-    out = args.out or Path("runs") / f"trace-{args.variant}-{args.method.replace(':', '_')}"
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
-    config.update(seconds=seconds, steps_per_second=args.steps * args.seeds / seconds,
-                  estimator=args.method)
-    cli.write_results(out, config, history, title=f"trace {args.variant}: {args.method}")
-    print(f"wrote {out}/metrics.json, metrics.csv, curve.png  ({seconds:.1f} s)")
-    print(f"final MSRE {history['msre'][-1]:.5f} (predicting zero: {history['msre_zero'][-1]:.5f})")
-    return {"history": history, "seconds": seconds}
