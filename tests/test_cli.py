@@ -232,3 +232,13 @@ def test_trace_patterning_runs_and_checks_its_method(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "trace-patterning", "--method", "tbptt-10"])
     assert e.value.code == 2 and "tbptt-T:H" in capsys.readouterr().err
+
+
+def test_sequence_classification_runs_and_needs_data_for_file_tasks(tmp_path, capsys):
+    out = tmp_path / "seq"
+    assert main(["run", "sequence", "--seq-task", "digits", "--steps", "8", "--chunk", "4",
+                 "--hidden", "4", "--layers", "1", "--batch", "2", "--quiet", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["history"]["step"] == [4, 8]
+    with pytest.raises(SystemExit) as e:
+        main(["run", "sequence", "--seq-task", "scifar"])
+    assert e.value.code == 2 and "--data" in capsys.readouterr().err

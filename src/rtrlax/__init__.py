@@ -50,6 +50,10 @@ _EXPORTS: dict[str, str] = {
     "ColumnarTD": ".learning.td",
     "TDLambda": ".learning.td",
     "td_rmsprop": ".learning.td",
+    "OnlineMetaGradient": ".learning.meta",
+    "online_meta_gradient": ".learning.meta",
+    "exact_meta_gradient": ".learning.meta",
+    "truncated_meta_gradient": ".learning.meta",
     # streams and tasks
     "AbstractTask": ".streams",
     "Sample": ".streams",
@@ -60,6 +64,10 @@ _EXPORTS: dict[str, str] = {
     "noisy_patterning": ".tasks.animal",
     "trace_conditioning": ".tasks.animal",
     "trace_patterning": ".tasks.animal",
+    "SequenceClassification": ".tasks.classification",
+    "sequential_cifar10": ".tasks.cifar",
+    "imdb_bytes": ".tasks.imdb",
+    "lra_listops": ".tasks.lra_listops",
 }
 
 #: public sub-modules, imported on first use
@@ -116,6 +124,10 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from .learning.td import ColumnarTD as ColumnarTD
     from .learning.td import TDLambda as TDLambda
     from .learning.td import td_rmsprop as td_rmsprop
+    from .learning.meta import OnlineMetaGradient as OnlineMetaGradient
+    from .learning.meta import exact_meta_gradient as exact_meta_gradient
+    from .learning.meta import online_meta_gradient as online_meta_gradient
+    from .learning.meta import truncated_meta_gradient as truncated_meta_gradient
     from .nets.ccn import Constructive as Constructive
     from .nets.columnar import columnar_network as columnar_network
     from .nets.lru_net import LRUNet as LRUNet
@@ -129,3 +141,7 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from .tasks.charlm import CharLM as CharLM
     from .tasks.copy import CopyCurriculum as CopyCurriculum
     from .tasks.copy import CopyTask as CopyTask
+    from .tasks.classification import SequenceClassification as SequenceClassification
+    from .tasks.cifar import sequential_cifar10 as sequential_cifar10
+    from .tasks.imdb import imdb_bytes as imdb_bytes
+    from .tasks.lra_listops import lra_listops as lra_listops

@@ -219,6 +219,57 @@ def _run_charlm(args) -> dict:
                       eval_chars=args.eval_chars, **_online_kwargs(args))
 
 
+# --- rtrlax run sequence ------------------------------------------------------------------------
+
+#: sequence-classification tasks: name -> (needs --data, the option --length sets)
+_SEQUENCE_TASKS = {"listops": (False, "max_length"), "digits": (False, None),
+                   "scifar": (True, None), "imdb": (True, "length"),
+                   "lra-listops": (True, "max_length")}
+
+
+def _add_sequence(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "sequence",
+        help="sequence classification: ListOps, sequential digits, sCIFAR, IMDB, LRA ListOps",
+        description="Online learning on whole labelled sequences streamed step by step (a reset "
+        "at each start, the label scored at every step, accuracy at the last): generated ListOps "
+        "and sequential 8x8 digits, or sequential CIFAR-10, byte-level IMDB and LRA ListOps from "
+        "your own downloaded files (--data). Defaults: a 2-layer LRU network with the online LRU.",
+    )
+    _add_common(p, steps=5000, hidden=64, lr=1e-3)
+    p.set_defaults(cell="lru", network="lrunet", layers=2, estimator="onlinelru")
+    p.add_argument("--seq-task", default="listops", choices=list(_SEQUENCE_TASKS),
+                   help="which task (default listops)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="folder of the downloaded files (scifar: cifar-10-batches-py; imdb: "
+                   "aclImdb; lra-listops: the TSV files)")
+    p.add_argument("--length", type=int, default=None,
+                   help="listops / lra-listops: longest sequence; imdb: bytes per review")
+    p.set_defaults(func=_run_sequence, check=_check_sequence)
+    return p
+
+
+def _check_sequence(args) -> None:
+    _check_online(args)
+    needs_data, length_option = _SEQUENCE_TASKS[args.seq_task]
+    if needs_data and (args.data is None or not args.data.is_dir()):
+        raise ValueError(f"--seq-task {args.seq_task} reads your downloaded files: give their "
+                         f"folder with --data (got {args.data}).")
+    if args.length is not None and length_option is None:
+        raise ValueError(f"--length does not apply to --seq-task {args.seq_task}.")
+    _positive(args, "length")
+
+
+def _run_sequence(args) -> dict:
+    from .experiments.online import run_online
+
+    _, length_option = _SEQUENCE_TASKS[args.seq_task]
+    options = {} if args.data is None else {"path": args.data}
+    if args.length is not None:
+        options[length_option] = args.length
+    return run_online(task=args.seq_task, task_options=options, **_online_kwargs(args))
+
+
 # --- rtrlax run trace-patterning ------------------------------------------------------------
 
 
@@ -278,6 +329,7 @@ RUNNERS: dict[str, Callable[..., argparse.ArgumentParser]] = {
     "copy": _add_copy,
     "charlm": _add_charlm,
     "trace-patterning": _add_trace,
+    "sequence": _add_sequence,
 }
 
 

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 #: modules imported on first use of the registry; each registers its own entries
-PLUGINS: tuple[str, ...] = ("rtrlax.experiments.builtin",)
+PLUGINS: tuple[str, ...] = ("rtrlax.experiments.builtin", "rtrlax.experiments.sequence_tasks")
 
 
 @dataclass(frozen=True)

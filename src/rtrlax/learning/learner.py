@@ -21,6 +21,12 @@ Two ways to feed it:
 
 At a step with ``reset`` set, that stream's carry is replaced by a fresh one before
 the input is fed (a carry's ``key`` field, if any, is redrawn per stream).
+
+Given a device mesh (``mesh=rx.stream_mesh()``), the streams are split over its devices
+(:mod:`rtrlax.learning.sharding`): the stream axis of the carries and task states is
+sharded, parameters and optimizer state are replicated, every chunk runs under
+``jax.shard_map`` and the gradient's mean over all streams is one ``pmean`` per step.
+The numbers are those of the unsplit learner (up to the order of the final sums).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, PartitionSpec
 from jaxtyping import Array, Int, PRNGKeyArray, PyTree
 
 from .._types import LossFn, Params
@@ -42,6 +49,7 @@ from ..estimators.base import (  # noqa: F401  (mean_over_streams: re-exported)
     split_params,
 )
 from ..streams import AbstractTask, Sample
+from . import sharding as shd
 
 
 class LearnerState(NamedTuple):
@@ -72,6 +80,9 @@ class OnlineLearner(eqx.Module):
             form (``rx.SnAp(1)``, ``rx.ColoR()``, ``rx.OnlineLRU()``), a task that does not
             use feedback, and a run whose length and starting step are multiples of K;
             otherwise step by step.  ``False``: always step by step.
+        mesh: a ``jax.sharding.Mesh`` (e.g. ``rx.stream_mesh()`` over every device, or
+            ``rx.stream_mesh(2)``) to split the streams over; ``None`` (default): one
+            device, as before.  The number of streams must divide over its devices.
 
     The gradient applied is ``Σ_{K steps} mean_{streams} g``: with one stream and K
     equal to the episode length it is exactly ``accumulate_grads`` over the episode.
@@ -84,6 +95,7 @@ class OnlineLearner(eqx.Module):
     loss_fn: LossFn | None = eqx.field(static=True)
     update_every: int = eqx.field(static=True)
     chunked: bool | None = eqx.field(static=True)
+    mesh: Mesh | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -94,6 +106,7 @@ class OnlineLearner(eqx.Module):
         *,
         update_every: int = 1,
         chunked: bool | None = None,
+        mesh: Mesh | None = None,
     ):
         if not isinstance(estimator, AbstractOnlineEstimator):
             raise ValueError(
@@ -117,6 +130,9 @@ class OnlineLearner(eqx.Module):
                 f"and {type(estimator).__name__}."
             )
         self.chunked = chunked
+        if mesh is not None:
+            shd.stream_axis(mesh)  # a ValueError unless it is a mesh with a stream axis
+        self.mesh = mesh
 
     # --- state --------------------------------------------------------------------
 
@@ -133,6 +149,7 @@ class OnlineLearner(eqx.Module):
         model = self.model()
         if task is not None:
             _check_task(task, model)
+        shd.check_streams(batch_size, self.mesh)
         k_est, k_task, key = jax.random.split(key, 3)
         fresh = self.estimator.init(model, key=k_est)
         carry = jax.vmap(lambda k: _rekey(fresh, k))(jax.random.split(k_est, batch_size))
@@ -140,7 +157,7 @@ class OnlineLearner(eqx.Module):
         task_state = (
             None if task is None else jax.vmap(task.init)(jax.random.split(k_task, batch_size))
         )
-        return LearnerState(
+        state = LearnerState(
             params=params,
             opt_state=self.optimizer.init(params),
             carry=carry,
@@ -150,16 +167,47 @@ class OnlineLearner(eqx.Module):
             key=key,
             task_state=task_state,
         )
+        if self.mesh is None:
+            return state
+        return shd.place(state, shd.shardings_for(self._specs(state), self.mesh))
+
+    def _specs(self, state: LearnerState) -> LearnerState:
+        """Where each leaf lives on the mesh: per-stream leaves split on their leading
+        axis, everything shared replicated."""
+        rep = lambda tree: jax.tree_util.tree_map(lambda _: PartitionSpec(), tree)  # noqa: E731
+        per_stream = lambda tree: shd.stream_specs(tree, self.mesh)  # noqa: E731
+        return LearnerState(
+            params=rep(state.params),
+            opt_state=rep(state.opt_state),
+            carry=per_stream(state.carry),
+            fresh_carry=rep(state.fresh_carry),
+            grad_sum=rep(state.grad_sum),
+            step=PartitionSpec(),
+            key=PartitionSpec(),
+            task_state=per_stream(state.task_state),
+        )
+
+    def _over_streams(self, fn, state: LearnerState, *per_stream):
+        """``fn(state, *per_stream) -> (state, replicated outputs)`` on this device's
+        streams, run on every device of the mesh (directly without one)."""
+        if self.mesh is None:
+            return fn(state, *per_stream)
+        specs = self._specs(state)
+        spec_in = tuple(shd.stream_specs(a, self.mesh) for a in per_stream)
+        return shd.shard_streams(fn, self.mesh, (specs, *spec_in), (specs, PartitionSpec()))(
+            state, *per_stream
+        )
 
     # --- one step for all streams ------------------------------------------------------
 
     def _step(self, state: LearnerState, sample: Sample, loss_fn):
         model = self.model(state)
-        b = sample.reset.shape[0]
+        b = sample.reset.shape[0] * shd.n_shards(self.mesh)  # streams on all devices
         key, k_reset = jax.random.split(state.key)
 
         def reset_streams(carry):
-            fresh = jax.vmap(lambda k: _rekey(state.fresh_carry, k))(jax.random.split(k_reset, b))
+            keys = shd.local_slice(jax.random.split(k_reset, b), self.mesh)  # this device's
+            fresh = jax.vmap(lambda k: _rekey(state.fresh_carry, k))(keys)
             return jax.tree_util.tree_map(
                 lambda f, c: jnp.where(_expand(sample.reset, c), f, c), fresh, carry
             )
@@ -167,7 +215,7 @@ class OnlineLearner(eqx.Module):
         # only touch the (possibly large) carries on steps where some stream restarts
         carry = jax.lax.cond(jnp.any(sample.reset), reset_streams, lambda c: c, state.carry)
         carry, out = self.estimator.batch_step(model, carry, sample.x, sample.target, loss_fn)
-        grads = out.grads  # mean over streams
+        grads = shd.stream_mean(out.grads, self.mesh)  # mean over all streams
         grad_sum = jax.tree_util.tree_map(jnp.add, state.grad_sum, grads)
         step = state.step + 1
 
@@ -220,7 +268,8 @@ class OnlineLearner(eqx.Module):
         carry, out = self.estimator.batch_chunk_step(
             self.model(state), state.carry, x, target, loss_fn, resets=reset
         )
-        grad_sum = jax.tree_util.tree_map(jnp.add, state.grad_sum, out.grads)
+        grads = shd.stream_mean(out.grads, self.mesh)  # mean over all streams
+        grad_sum = jax.tree_util.tree_map(jnp.add, state.grad_sum, grads)
         updates, opt_state = self.optimizer.update(grad_sum, state.opt_state, state.params)
         key = jax.lax.fori_loop(0, k, lambda _, kk: jax.random.split(kk)[0], state.key)
         new_state = state._replace(
@@ -290,8 +339,10 @@ class OnlineLearner(eqx.Module):
     def _run_chunk(self, state: LearnerState, task: AbstractTask, n: int, chunked: bool):
         loss_fn = self.loss_fn or task.loss
         if chunked:
-            return self._run_chunk_k(state, task, n, loss_fn)
+            return self._over_streams(lambda s: self._run_chunk_k(s, task, n, loss_fn), state)
+        return self._over_streams(lambda s: self._run_chunk_1(s, task, n, loss_fn), state)
 
+    def _run_chunk_1(self, state: LearnerState, task: AbstractTask, n: int, loss_fn):
         def body(state, _):
             task_state, sample = jax.vmap(task.sample)(state.task_state)
             state, out = self._step(state._replace(task_state=task_state), sample, loss_fn)
@@ -305,7 +356,7 @@ class OnlineLearner(eqx.Module):
             return state, (jnp.mean(out.loss), met)
 
         state, (losses, met) = jax.lax.scan(body, state, None, length=n)
-        return state, _summary(losses, met)
+        return state, _summary(losses, met, self.mesh)
 
     def _run_chunk_k(self, state: LearnerState, task: AbstractTask, n: int, loss_fn):
         k = self.update_every
@@ -325,7 +376,7 @@ class OnlineLearner(eqx.Module):
             return state, (jnp.mean(out.loss), met)
 
         state, (losses, met) = jax.lax.scan(body, state, None, length=n // k)
-        return state, _summary(losses, met)
+        return state, _summary(losses, met, self.mesh)
 
     # --- driving with your own data ---------------------------------------------------------
 
@@ -349,11 +400,20 @@ class OnlineLearner(eqx.Module):
             raise ValueError("no loss_fn: pass one to OnlineLearner(...) or to learn(...).")
         b = jax.tree_util.tree_leaves(state.carry)[0].shape[0]
         xs, targets, resets = _validate_stream(self.model(), b, xs, targets, resets)
+        if self.mesh is not None:  # each device (each process) gets its streams' block
+            xs, targets, resets = shd.put_streams((xs, targets, resets), self.mesh)
         chunked = self._can_chunk(state, xs.shape[1])
         return self._learn(state, xs, targets, resets, loss_fn, chunked)
 
     @eqx.filter_jit
     def _learn(self, state, xs, targets, resets, loss_fn, chunked: bool):
+        def local(state, xs, targets, resets):
+            state, losses = self._learn_local(state, xs, targets, resets, loss_fn, chunked)
+            return state, shd.stream_mean(losses, self.mesh)
+
+        return self._over_streams(local, state, xs, targets, resets)
+
+    def _learn_local(self, state, xs, targets, resets, loss_fn, chunked: bool):
         if chunked:  # [B, n, ...] -> [n/K, B, K, ...], K steps and one update at a time
             k = self.update_every
             split = lambda a: jnp.swapaxes(a.reshape(a.shape[0], -1, k, *a.shape[2:]), 0, 1)  # noqa: E731
@@ -378,30 +438,43 @@ class OnlineLearner(eqx.Module):
     # --- checkpoints -----------------------------------------------------------------------
 
     def save(self, state: LearnerState, directory) -> None:
-        """Write the whole learner state to ``directory`` atomically (write, then rename)."""
+        """Write the whole learner state to ``directory`` atomically (write, then rename).
+
+        A state split over devices is gathered and written whole; under
+        ``jax.distributed`` every process calls ``save`` and process 0 alone writes."""
         from .checkpoint import save_state
 
-        save_state(directory, state)
+        if self.mesh is None and jax.process_count() == 1:
+            save_state(directory, state)
+            return
+        host = shd.to_host(state)  # every process takes part in gathering
+        if shd.is_main_process():
+            save_state(directory, host)
+        shd.barrier("rtrlax-learner-save")
 
     def restore(
         self, directory, *, batch_size: int, task: AbstractTask | None = None
     ) -> LearnerState:
         """Read a state written by :meth:`save` (same model, estimator, optimizer,
-        ``batch_size`` and task); the run then continues bit-identically."""
+        ``batch_size`` and task); the run then continues bit-identically.  The state is
+        placed on this learner's mesh, whatever the number of devices that wrote it."""
         from .checkpoint import load_state
 
         template = self.init(jax.random.key(0), batch_size=batch_size, task=task)
-        return load_state(directory, template)
+        state = load_state(directory, template)
+        return state if self.mesh is None else shd.place_like(state, template)
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _summary(losses, met) -> dict:
-    """A chunk's metrics: the mean loss and each task metric's sum over its count."""
-    summary = {"loss": jnp.mean(losses)}
+def _summary(losses, met, mesh=None) -> dict:
+    """A chunk's metrics: the mean loss and each task metric's sum over its count (over
+    the streams of every device of ``mesh``)."""
+    summary = {"loss": shd.stream_mean(jnp.mean(losses), mesh)}
     for name, (v, c) in met.items():
-        summary[name] = jnp.sum(v) / jnp.maximum(jnp.sum(c), 1)
+        v, c = shd.stream_sum((jnp.sum(v), jnp.sum(c)), mesh)
+        summary[name] = v / jnp.maximum(c, 1)
     return summary
 
 

@@ -19,8 +19,13 @@ step size by the number of active features).
 
 Memory: the model, the estimator's carry, one eligibility trace per parameter and the
 optimizer state — flat in the number of steps.  Streams are batched by ``jax.vmap``
-(:meth:`TDLambda.run` on a batched state: use ``jax.vmap(td.run)``); chunks of steps run
-inside one ``lax.scan``.
+(:meth:`TDLambda.run` on a batched state: use ``jax.vmap(td.run)``), or by
+``init(..., streams=n)``; chunks of steps run inside one ``lax.scan``.
+
+Each stream of a TD learner is a learner of its own (its own parameters, traces and
+optimizer state: independent runs, e.g. seeds), so splitting streams over devices
+(``mesh=rx.stream_mesh()``, :mod:`rtrlax.learning.sharding`) shards the whole state
+along the stream axis and needs no communication at all between devices.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ..estimators.base import AbstractOnlineEstimator, split_params
 from ..streams import discounted_return
+from . import sharding as shd
 
 
 class TDState(NamedTuple):
@@ -79,14 +85,21 @@ def _prediction(y, _):
 
 class TDLambda(eqx.Module):
     """TD(λ) learner: ``init(model) -> TDState``, ``step(state, x, c) -> (state, ŷ)``,
-    ``run(state, xs, cs) -> (state, ŷs)`` (see module docstring)."""
+    ``run(state, xs, cs) -> (state, ŷs)`` (see module docstring).
+
+    ``init(model, streams=n)`` makes ``n`` independent streams (a leading stream axis
+    on every leaf); ``step``/``run`` then take ``x`` as ``[n, input]`` / ``xs`` as
+    ``[steps, n, input]`` and the cumulants as ``[n]`` / ``[steps, n]``.  With
+    ``mesh`` (a ``jax.sharding.Mesh``, e.g. ``rx.stream_mesh()``) such a state is split
+    over the mesh's devices and ``run`` steps each device's streams there."""
 
     estimator: AbstractOnlineEstimator
     optimizer: optax.GradientTransformation = eqx.field(static=True)
     gamma: float = eqx.field(static=True)
     lam: float = eqx.field(static=True)
+    mesh: Any = eqx.field(static=True)
 
-    def __init__(self, estimator, optimizer, *, gamma: float = 0.9, lam: float = 0.99):
+    def __init__(self, estimator, optimizer, *, gamma: float = 0.9, lam: float = 0.99, mesh=None):
         if not isinstance(estimator, AbstractOnlineEstimator):
             raise ValueError(
                 f"TDLambda needs an online estimator (rx.ColoR(), rx.SnAp(1), rx.RTRL(), "
@@ -96,16 +109,44 @@ class TDLambda(eqx.Module):
             raise ValueError(f"need 0 <= gamma < 1 and 0 <= lam <= 1, got gamma={gamma}, lam={lam}.")
         self.estimator, self.optimizer = estimator, optimizer
         self.gamma, self.lam = float(gamma), float(lam)
+        if mesh is not None:
+            shd.stream_axis(mesh)
+        self.mesh = mesh
 
-    def init(self, model, *, key: PRNGKeyArray | None = None) -> TDState:
+    def init(
+        self, model, *, key: PRNGKeyArray | None = None, streams: int | None = None
+    ) -> TDState:
+        """A fresh state for one stream, or with ``streams=n`` for ``n`` streams that all
+        start from ``model`` (a stochastic estimator's carries get keys split from ``key``)."""
         params, _ = split_params(model)
         carry = self.estimator.init(model, key=key)
         trace = jax.tree_util.tree_map(jnp.zeros_like, params)
         dtype = jax.tree_util.tree_leaves(params)[0].dtype
-        return TDState(model, carry, trace, self.optimizer.init(params), jnp.zeros((), dtype))
+        state = TDState(model, carry, trace, self.optimizer.init(params), jnp.zeros((), dtype))
+        if streams is None:
+            if self.mesh is not None:
+                raise ValueError(
+                    "a TDLambda with a mesh splits streams over devices: create the state "
+                    "with init(model, streams=n), n a multiple of the mesh's devices."
+                )
+            return state
+        _check_streams_arg(streams, self.mesh)
+        arrays, static = eqx.partition(state, eqx.is_array)
+        arrays = jax.tree_util.tree_map(
+            lambda a: jnp.broadcast_to(a, (streams,) + a.shape).copy(), arrays)
+        if key is not None and hasattr(carry, "_replace") and hasattr(carry, "key"):
+            arrays = arrays._replace(carry=arrays.carry._replace(key=jax.random.split(key, streams)))
+        if self.mesh is not None:
+            arrays = shd.place(arrays, shd.shardings_for(shd.stream_specs(arrays, self.mesh), self.mesh))
+        return eqx.combine(arrays, static)
 
     def step(self, state: TDState, x: Array, cumulant) -> tuple[TDState, Array]:
         """Observe ``x_t`` and the cumulant ``c_t`` it carries; update; return ``ŷ_t``."""
+        if jnp.ndim(state.y_prev):  # several streams: each its own learner
+            return eqx.filter_vmap(self._step)(state, x, cumulant)
+        return self._step(state, x, cumulant)
+
+    def _step(self, state: TDState, x: Array, cumulant) -> tuple[TDState, Array]:
         model = state.model
         carry, out = self.estimator.step(model, state.carry, x, None, _prediction)
         y = out.loss  # ŷ_t (computed with θ_{t-1})
@@ -124,12 +165,29 @@ class TDLambda(eqx.Module):
         return new, y
 
     def run(self, state: TDState, xs: Array, cumulants: Array) -> tuple[TDState, Array]:
-        """``n`` steps in one ``lax.scan`` (``xs`` ``[n, input]``, ``cumulants`` ``[n]``)."""
+        """``n`` steps in one ``lax.scan`` (``xs`` ``[n, input]``, ``cumulants`` ``[n]``;
+        with several streams ``[n, streams, input]`` and ``[n, streams]``)."""
 
-        def body(s, xc):
-            return self.step(s, *xc)
+        def local(state, xs, cumulants):
+            def body(s, xc):
+                return self.step(s, *xc)
 
-        return jax.lax.scan(body, state, (xs, cumulants))
+            return jax.lax.scan(body, state, (xs, cumulants))
+
+        if self.mesh is None or not jnp.ndim(state.y_prev):
+            return local(state, xs, cumulants)
+        arrays, static = eqx.partition(state, eqx.is_array)
+        spec = shd.stream_specs(arrays, self.mesh)
+        spec_t = shd.stream_spec(self.mesh, 2, 1)  # [n, streams, ...]: streams second
+
+        def local_arrays(arrays, xs, cumulants):
+            state, ys = local(eqx.combine(arrays, static), xs, cumulants)
+            return eqx.filter(state, eqx.is_array), ys
+
+        arrays, ys = shd.shard_streams(
+            local_arrays, self.mesh, (spec, spec_t, spec_t), (spec, spec_t)
+        )(arrays, xs, cumulants)
+        return eqx.combine(arrays, static), ys
 
 
 # --- the fused fast path: ColoR + TD(λ) + RMSProp on a columnar network ---------------------
@@ -190,10 +248,19 @@ class ColumnarTD(eqx.Module):
     lam: float = eqx.field(static=True)
     decay: float = eqx.field(static=True)
     eps: float = eqx.field(static=True)
+    mesh: Any = eqx.field(static=True)
 
-    def __init__(self, learning_rate: float, *, gamma=0.9, lam=0.99, decay=0.9999, eps=1e-8):
+    def __init__(self, learning_rate: float, *, gamma=0.9, lam=0.99, decay=0.9999, eps=1e-8,
+                 mesh=None):
+        """``mesh``: a ``jax.sharding.Mesh`` (e.g. ``rx.stream_mesh()``) to split the
+        streams of an ``init(model, streams=n)`` state over; :meth:`run` and
+        :meth:`run_env` then run each device's streams there (no communication: every
+        stream is its own learner)."""
         self.learning_rate, self.gamma, self.lam = float(learning_rate), float(gamma), float(lam)
         self.decay, self.eps = float(decay), float(eps)
+        if mesh is not None:
+            shd.stream_axis(mesh)
+        self.mesh = mesh
 
     def init(self, model, *, streams: int | None = None) -> ColumnarTDState:
         """Pack ``rx.Readout(rx.Columnar(d, k, density=0), 1)``.
@@ -206,8 +273,13 @@ class ColumnarTD(eqx.Module):
         """
         from ..cells.columnar import Columnar
 
-        if streams is not None and (isinstance(streams, bool) or not isinstance(streams, int) or streams < 1):
-            raise ValueError(f"streams must be a positive int (the number of streams), got {streams!r}")
+        if streams is not None:
+            _check_streams_arg(streams, self.mesh)
+        elif self.mesh is not None:
+            raise ValueError(
+                "a ColumnarTD with a mesh splits streams over devices: create the state with "
+                "init(model, streams=n), n a multiple of the mesh's devices."
+            )
 
         core = getattr(model, "core", None)
         if not isinstance(core, Columnar) or core.density != 0.0 or model.weight.shape[0] != 1:
@@ -224,8 +296,12 @@ class ColumnarTD(eqx.Module):
                                 jnp.zeros((), P.dtype))
         if streams is None:
             return state
-        return jax.tree_util.tree_map(
+        state = jax.tree_util.tree_map(
             lambda a: jnp.broadcast_to(a[..., None], a.shape + (streams,)).copy(), state)
+        if self.mesh is None:
+            return state
+        spec = shd.stream_specs(state, self.mesh, where=-1)  # streams last
+        return shd.place(state, shd.shardings_for(spec, self.mesh))
 
     @staticmethod
     def unpack(state: ColumnarTDState):
@@ -299,10 +375,84 @@ class ColumnarTD(eqx.Module):
         return ColumnarTDState(theta, E, V, h, c, TH, TC, count, y), y
 
     def run(self, s: ColumnarTDState, xs, cumulants, *, unroll: int = 1):
-        def body(st, xc):
-            return self.step(st, *xc)
+        """``n`` steps in one ``lax.scan``: ``xs`` ``[n, d]`` and ``cumulants`` ``[n]``, or
+        ``[n, d, streams]`` and ``[n, streams]`` for a state of several streams."""
 
-        return jax.lax.scan(body, s, (xs, cumulants), unroll=unroll)
+        def local(s, xs, cumulants):
+            def body(st, xc):
+                return self.step(st, *xc)
+
+            return jax.lax.scan(body, s, (xs, cumulants), unroll=unroll)
+
+        if self.mesh is None or not s.count.ndim:
+            return local(s, xs, cumulants)
+        spec = shd.stream_specs(s, self.mesh, where=-1)
+        last = lambda nd: shd.stream_spec(self.mesh, nd, -1)  # noqa: E731
+        return shd.shard_streams(
+            local, self.mesh, (spec, last(3), last(2)), (spec, last(2))
+        )(s, xs, cumulants)
+
+    def run_env(self, s: ColumnarTDState, env, env_state, n: int, *, block: int = 1000):
+        """``n`` steps of a stream ``env`` generated inside the scan, for a state of
+        several streams: ``env`` is an animal-learning stream (:mod:`rtrlax.tasks.animal`,
+        or anything with ``generate(env_state, k) -> (env_state, samples)`` whose samples
+        have ``x`` ``[k, d]`` and ``cumulant`` ``[k]``), ``env_state`` one per stream
+        (leading axis, e.g. ``jax.vmap(env.init)(keys)``; with a mesh, split it first with
+        ``rtrlax.learning.sharding.put_streams(env_state, mesh)``, or the first two calls
+        compile twice).  The stream is drawn ``block``
+        steps at a time (one RNG call per stream and block); ``n`` must be a multiple of
+        ``block`` (or smaller than it).
+
+        Returns ``(s, env_state, ys, cumulants)``: the predictions ``ŷ_t`` and the
+        cumulants, ``[n, streams]`` each.  With a mesh every device runs its own streams'
+        environments and learners (the environment states are split on their leading
+        axis).  Jit it (``jax.jit(td.run_env, static_argnums=(3,))``)."""
+        if not s.count.ndim:
+            raise ValueError("run_env takes a state of several streams: init(model, streams=n).")
+        block = min(block, n)
+        if n % block:
+            raise ValueError(f"n={n} is not a multiple of block={block}; pick n = k * block.")
+
+        def local(s, env_state):
+            def one_block(carry, _):
+                s, es = carry
+                if hasattr(env, "step_with"):  # as env.generate, but inside the learner's scan
+                    keys, subs = jnp.moveaxis(jax.vmap(jax.random.split)(es.key), 1, 0)
+                    us = jax.vmap(lambda k: jax.random.uniform(k, (block, env.n_uniforms)),
+                                  out_axes=1)(subs)  # [block, streams, n_uniforms]
+
+                    def body(c, u):
+                        st, e = c
+                        e, smp = jax.vmap(env.step_with)(e, u)
+                        st, y = self.step(st, smp.x.T, smp.cumulant)
+                        return (st, e), (y, smp.cumulant)
+
+                    (s, es), (ys, cs) = jax.lax.scan(body, (s, es._replace(key=keys)), us)
+                    return (s, es), (ys, cs)
+                es, smp = jax.vmap(env.generate, (0, None))(es, block)  # [streams, block, ...]
+                xs = jnp.transpose(smp.x, (1, 2, 0))  # [block, d, streams]
+                cs = smp.cumulant.T  # [block, streams]
+                s, ys = jax.lax.scan(lambda st, xc: self.step(st, *xc), s, (xs, cs))
+                return (s, es), (ys, cs)
+
+            (s, env_state), (ys, cs) = jax.lax.scan(one_block, (s, env_state), None, length=n // block)
+            streams = ys.shape[-1]
+            return s, env_state, ys.reshape(n, streams), cs.reshape(n, streams)
+
+        if self.mesh is None:
+            return local(s, env_state)
+        spec = shd.stream_specs(s, self.mesh, where=-1)
+        spec_env = shd.stream_specs(env_state, self.mesh)
+        last = shd.stream_spec(self.mesh, 2, -1)
+        return shd.shard_streams(
+            local, self.mesh, (spec, spec_env), (spec, spec_env, last, last)
+        )(s, env_state)
+
+
+def _check_streams_arg(streams, mesh) -> None:
+    if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
+        raise ValueError(f"streams must be a positive int (the number of streams), got {streams!r}")
+    shd.check_streams(streams, mesh)
 
 
 def msre_chunk(learner, env, *, block: int, blocks: int):
