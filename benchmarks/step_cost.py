@@ -7,8 +7,19 @@ step, its ratio to the inference-only step of the same model measured in the sam
 run, the carry (state + traces) size and XLA's temporary buffer size for the
 compiled step (its peak working memory beyond arguments and outputs).
 
+Roofline columns: this machine's float32 matmul GFLOP/s and memory-copy GB/s are
+measured first, in the same process (``harness.measure_peak``); each row reports what it
+achieved — flops on M per second for dense RTRL, carry bytes read and written per second
+for trace estimators — and that as a fraction of the peak.  Dense RTRL rows also get a
+"matmul floor" table: the step against the batched ``D·M`` product alone (timed
+alternately) and XLA's temporary memory of one donated step against M.
+
     python benchmarks/step_cost.py                      # full table -> docs/results/step_cost.md
     python benchmarks/step_cost.py --hidden 32 64 --batch 1 --only rtrl snap1
+    python benchmarks/step_cost.py --hidden 128 --batch 1 32 --only rtrl --steps 8 --repeats 3 \
+        --out docs/results/step_cost_rtrl.md             # the dense-RTRL floor table
+    python benchmarks/step_cost.py --hidden 8 --batch 1 2 --steps 4 --repeats 2 --chunk 2 \
+        --out /tmp/step_cost_tiny.md                     # every row, tiny: does it run?
 
 Other estimators join by appending an :class:`Entry` to :data:`ENTRIES`.
 """
