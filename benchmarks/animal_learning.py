@@ -269,9 +269,10 @@ def ccn_throughput(args):
         args.ccn_out, "CCN and columnar TD(λ): single-stream throughput", command_line(__file__),
         [f"Trace patterning (γ = {args.gamma}, λ = {args.lam}), float32, one stream, chunks of {n:,} "
          f"steps (environment included) in one jitted `lax.scan`; medians of {args.tp_repeats} "
-         "repeats, the variants interleaved. CCN 20:4 = 5 stages of 4 columns; `stage 1/5` runs "
-         "with every stage traced (the learning stage and the 4 not yet built), `stage 5/5` with "
-         "4 stages frozen (forward only in the fused step). The columnar/CCN paper's C++ code "
+         "repeats, the variants interleaved. CCN 20:4 = 5 stages of 4 columns, timed in its first "
+         "stage and in its last (the fused step traces every column in either: one padded array, "
+         "see `rtrlax.learning.ccn_td`). With the machine loaded, wall-clock rates are far below "
+         "CPU-time rates; on an idle machine a single stream's wall time is close to its CPU time. The columnar/CCN paper's C++ code "
          "did 65–143k steps/s for CCN 20:4 on this kind of machine (research/ANCHORS.md).", "",
          *markdown_table(["variant", "steps/s (wall)", "steps/s (CPU time)", "µs/step (wall)"], rows)],
     )
