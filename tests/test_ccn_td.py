@@ -20,11 +20,11 @@ def _flat(model):
 
 def test_fused_ccn_td_equals_generic_path_across_stage_changes():
     env = trace_patterning(dtype="float64")
-    _, smp = env.generate(env.init(jax.random.key(1)), 150)
-    # 3 stages of 2 columns, 50 steps each: the run crosses two stage changes
-    net = Constructive(env.input_size, "6:2:50", key=jax.random.key(0))
+    _, smp = env.generate(env.init(jax.random.key(1)), 90)
+    # 2 stages of 2 columns, 40 steps per stage: the run crosses the stage change
+    net = Constructive(env.input_size, "4:2:40", key=jax.random.key(0))
     # a non-zero readout so that the columns learn from the first step of their stage
-    net = eqx.tree_at(lambda m: m.weight, net, 0.3 * jax.random.normal(jax.random.key(5), (1, 6)))
+    net = eqx.tree_at(lambda m: m.weight, net, 0.3 * jax.random.normal(jax.random.key(5), (1, 4)))
     td = TDLambda(ColoR(), td_rmsprop(1e-2))
     st, ys = jax.jit(td.run)(td.init(net), smp.x, smp.cumulant)
     fused = CCNTD(1e-2)
@@ -32,13 +32,13 @@ def test_fused_ccn_td_equals_generic_path_across_stage_changes():
     assert float(jnp.max(jnp.abs(ys - ys2))) <= 1e-10 * float(jnp.max(jnp.abs(ys)))
     learned = fused.to_model(net, fs)
     assert float(jnp.max(jnp.abs(_flat(st.model) - _flat(learned)))) <= 1e-10
-    for s in range(3):  # every stage learned during its own 50 steps
+    for s in range(2):  # every stage learned during its own steps
         assert float(jnp.max(jnp.abs(_flat(learned.stages[s]) - _flat(net.stages[s])))) > 1e-3
     # the network's own state (cells, statistics) agrees too
     a, b = st.carry.state, fs
     assert float(jnp.max(jnp.abs(jnp.concatenate([h for h, _ in a.cells]) - b.h))) <= 1e-10
     assert float(jnp.max(jnp.abs(a.f_var - b.f_var))) <= 1e-10
-    assert int(a.count) == int(b.steps) == 150
+    assert int(a.count) == int(b.steps) == 90
 
 
 def test_ccn_td_refuses_other_models():
@@ -48,5 +48,5 @@ def test_ccn_td_refuses_other_models():
     with pytest.raises(ValueError, match="gamma"):
         CCNTD(0.1, gamma=1.0)
     m = Constructive(3, "2:1:10", key=jax.random.key(0))
-    with pytest.raises(ValueError, match="expects"):
-        CCNTD(0.1).step(m, CCNTD(0.1).init(m), jnp.zeros(4), 0.0)
+    with pytest.raises(ValueError, match="expects"):  # checked while tracing: nothing runs
+        jax.eval_shape(lambda: CCNTD(0.1).step(m, CCNTD(0.1).init(m), jnp.zeros(4), 0.0))
