@@ -31,9 +31,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from rtrlax.nets.columnar import columnar_network
-from rtrlax.experiments.results import machine_description as machine
-from rtrlax.learning.td import ColumnarTD, msre_chunk
+from harness import command_line, machine_description as machine, markdown_table, save_figure, time_alternating, write_results
+from rtrlax.estimators.color import ColoR
 from rtrlax.experiments.prediction import TBPTT_PAIRS, make_td_learner
+from rtrlax.learning.ccn_td import CCNTD
+from rtrlax.learning.td import ColumnarTD, TDLambda, msre_chunk, td_rmsprop
+from rtrlax.nets.ccn import Constructive
 from rtrlax.tasks.animal import trace_patterning
 
 F32 = jnp.float32
@@ -221,6 +224,60 @@ def throughput(args):
     _dump(args, out)
 
 
+def ccn_throughput(args):
+    """Single-stream steps/s on trace patterning (float32), timed alternately in one
+    process: the fused columnar step (7 and 20 columns), CCN 20:4 through the generic
+    ``TDLambda(ColoR(), td_rmsprop)`` and through the fused :class:`CCNTD` — in its
+    first stage (every stage still traced) and in its last (4 of 5 stages frozen)."""
+    env = trace_patterning(gamma=args.gamma)
+    n = args.tp_chunk
+
+    def runner(step):
+        def chunk(ls, es):
+            key, sub = jax.random.split(es.key)
+            us = jax.random.uniform(sub, (n, env.n_uniforms))
+
+            def body(c, u):
+                ls, es = c
+                es, smp = env.step_with(es, u)
+                ls, y = step(ls, smp.x, smp.cumulant)
+                return (ls, es), y
+
+            (ls, es), ys = jax.lax.scan(body, (ls, es._replace(key=key)), us)
+            return ls, es._replace(key=key), ys[-1]  # same stream every call
+        return jax.jit(chunk)
+
+    kw = dict(gamma=args.gamma, lam=args.lam)
+    es = env.init(jax.random.key(1))
+    fns = {}
+    for cols in (7, 20):
+        fused = ColumnarTD(args.lr, **kw)
+        net = columnar_network(env.input_size, cols, key=jax.random.key(0), dtype=F32)
+        fns[f"columnar {cols} (ColumnarTD)"] = (runner(fused.step), (fused.init(net), es))
+    generic = TDLambda(ColoR(), td_rmsprop(args.lr), **kw)
+    ccn_td = CCNTD(args.lr, **kw)
+    for stage in (0, 4):
+        net = Constructive(env.input_size, "20:4:10M", key=jax.random.key(0), start_stage=stage, dtype=F32)
+        fns[f"CCN 20:4, stage {stage + 1}/5, generic TDLambda(ColoR())"] = (runner(generic.step), (generic.init(net), es))
+        fns[f"CCN 20:4, stage {stage + 1}/5, fused CCNTD"] = (
+            runner(lambda s, x, c, net=net: ccn_td.step(net, s, x, c)), (ccn_td.init(net), es))
+    times = time_alternating(fns, args.tp_repeats)
+    rows = [[name, f"{n / t.wall:,.0f}", f"{n / t.cpu:,.0f}", f"{t.wall / n * 1e6:.2f}"] for name, t in times.items()]
+    for r in rows:
+        print(r, flush=True)
+    write_results(
+        args.ccn_out, "CCN and columnar TD(λ): single-stream throughput", command_line(__file__),
+        [f"Trace patterning (γ = {args.gamma}, λ = {args.lam}), float32, one stream, chunks of {n:,} "
+         f"steps (environment included) in one jitted `lax.scan`; medians of {args.tp_repeats} "
+         "repeats, the variants interleaved. CCN 20:4 = 5 stages of 4 columns, timed in its first "
+         "stage and in its last (the fused step traces every column in either: one padded array, "
+         "see `rtrlax.learning.ccn_td`). With the machine loaded, wall-clock rates are far below "
+         "CPU-time rates; on an idle machine a single stream's wall time is close to its CPU time. The columnar/CCN paper's C++ code "
+         "did 65–143k steps/s for CCN 20:4 on this kind of machine (research/ANCHORS.md).", "",
+         *markdown_table(["variant", "steps/s (wall)", "steps/s (CPU time)", "µs/step (wall)"], rows)],
+    )
+
+
 def _over_devices(chunk_streams, fs, es, devices):
     """Split the streams over ``devices`` CPU devices (one per core: each runs its share
     of the streams as its own loop, with no per-step synchronisation between cores —
@@ -364,8 +421,7 @@ def report(paths: list[str], md_path: str, png_path: str):
     ax.set_ylabel(f"MSRE (mean over seeds and the last {rows[0]['log']:,} steps)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("Trace patterning, TD(λ)")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
+    save_figure(fig, png_path, dpi=120)
 
 
 def main(argv=None):
@@ -388,6 +444,9 @@ def main(argv=None):
     p.add_argument("--tp-repeats", type=int, default=5)
     p.add_argument("--tp-long", type=int, default=10_000_000)
     p.add_argument("--tp-out", default="docs/results/animal_throughput.json")
+    p.add_argument("--ccn-throughput", action="store_true",
+                   help="single-stream steps/s: columnar 7/20 and CCN 20:4, generic vs fused")
+    p.add_argument("--ccn-out", default="docs/results/ccn_throughput.md")
     p.add_argument("--tp-devices", type=int, default=os.cpu_count() or 1,
                    help="CPU devices (one per core) to split a batch of streams over (default: all cores)")
     p.add_argument("--report", nargs="+", default=None,
@@ -397,6 +456,9 @@ def main(argv=None):
         if args.tp_devices > 1:  # before JAX creates its CPU backend
             jax.config.update("jax_num_cpu_devices", args.tp_devices)
         throughput(args)
+        return
+    if args.ccn_throughput:
+        ccn_throughput(args)
         return
     if args.report:
         report(args.report, "docs/results/animal_learning.md", "docs/results/animal_learning.png")

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 import rtrlax as rx
-from rtrlax.experiments.results import machine_description
+from harness import machine_description, save_figure
 
 ESTIMATORS = {
     "snap1": ("SnAp-1", lambda a: rx.SnAp(1)),
@@ -146,8 +146,7 @@ def write_report(args, runs, commands: str):
         ax.set_ylabel("curriculum level L")
         ax.legend()
     png = args.out.with_suffix(".png")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
+    save_figure(fig, png, dpi=100)
 
     lines = [
         "# Curriculum copy task (SnAp paper protocol, light settings)",

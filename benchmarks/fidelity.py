@@ -25,7 +25,7 @@ import numpy as np
 
 import rtrlax as rx
 from rtrlax import diagnostics as dg
-from rtrlax.experiments.results import machine_description
+from harness import machine_description
 
 jax.config.update("jax_enable_x64", True)
 

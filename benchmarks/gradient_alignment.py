@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -32,6 +31,7 @@ import rtrlax as rx  # noqa: E402
 from rtrlax.cells.columnar import Columnar  # noqa: E402
 from rtrlax.estimators.color import ColoR  # noqa: E402
 from rtrlax.learning.accumulate import _accumulate  # noqa: E402
+from harness import machine_description, save_figure  # noqa: E402
 
 D, T = 50, 50
 
@@ -73,12 +73,10 @@ def main(argv=None):
         rows.append((rho, cos, sign, mad))
         print(f"rho={rho}: cos {cos.mean():.4f} sign {sign.mean():.4f} mad {mad.mean():.4f}", flush=True)
     wall = time.perf_counter() - t0
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     lines = [
         "# Gradient alignment: ColoR vs the true gradient as cross-column density grows",
         "",
-        f"Machine: {cpu}, {os.cpu_count()} cores ({platform.system()}, jax {jax.__version__}), shared "
-        f"with other agents; {wall:.0f} s in all.",
+        f"Machine: {machine_description()}, shared with other agents; {wall:.0f} s in all.",
         "",
         f"Command: `python {' '.join(sys.argv)}`",
         "",
@@ -114,8 +112,7 @@ def main(argv=None):
     ax.set_ylabel("alignment with the true gradient")
     ax.set_title(f"ColoR vs BPTT, {args.columns} columns, {args.networks} networks per ρ")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.out + ".png", dpi=120)
+    save_figure(fig, args.out + ".png", dpi=120)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 
 import rtrlax as rx
-from rtrlax.experiments.results import machine_description
+from harness import machine_description
 
 
 def setups(task):

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import optax
 
 import rtrlax as rx
-from rtrlax.experiments.results import machine_description
+from harness import machine_description, time_call
 
 
 def rss_mib() -> float:
@@ -70,13 +70,8 @@ def bare_scan_rate(model, estimator, task, batch, chunk, repeats):
 
 def _rates(call, chunk, repeats):
     """(steps/s by wall clock, steps/s by this process's CPU time), medians of repeats."""
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        call()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return chunk / statistics.median(wall), chunk / statistics.median(cpu)
+    t = time_call(call, repeats=repeats, warmup=0)
+    return chunk / t.wall, chunk / t.cpu
 
 
 def learner_rate(model, estimator, task, batch, chunk, repeats):

@@ -40,7 +40,7 @@ import optax
 
 import rtrlax as rx
 from common import bptt_chunk_grads
-from rtrlax.experiments.results import machine_description as machine
+from harness import machine_description as machine, save_figure, time_alternating
 from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,15 +299,9 @@ def cost_one(batch, d_model, d_hidden, repeats, T=48, Ks=(48,), layers=4):
         "generic SnAp-1 (rx.SnAp(1))": online(rx.SnAp(1)),
         "forward+backward at t, no traces": spatial_only,
     }
-    for f in fns.values():
-        jax.block_until_ready(f(model, xs, ts))
-    times = {k: [] for k in fns}
-    for _ in range(repeats):  # interleaved, so load changes hit every variant alike
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(f(model, xs, ts))
-            times[k].append((time.perf_counter() - t0) / T * 1e6)
-    med = {k: float(np.median(v)) for k, v in times.items()}
+    # interleaved, so load changes hit every variant alike
+    timed = time_alternating({k: (f, (model, xs, ts)) for k, f in fns.items()}, repeats)
+    med = {k: t.wall / T * 1e6 for k, t in timed.items()}
     row = dict(batch=batch, d_model=d_model, d_hidden=d_hidden, layers=layers, us=med,
                ratio={k: v / med["inference"] for k, v in med.items()})  # fmt: skip
     print(json.dumps(row), flush=True)
@@ -567,6 +561,7 @@ def report_cmd(args):
                        width, label=n)  # fmt: skip
             ax.axhline(2.5, color="k", ls="--", lw=1, label="target 2.5×")
             ax.set_xticks(np.arange(len(labels)) + width * (len(names) - 1) / 2, labels)
+            ax.set_xlabel("streams B, d_model/d_hidden")
             ax.set_ylabel("× inference step")
             ax.set_yscale("log")
             ax.set_title("cost per step, 4 layers")
@@ -592,8 +587,7 @@ def report_cmd(args):
         ]
     lines += scifar_lines(data.get("scifar", {}))
     if acc:
-        fig.tight_layout()
-        fig.savefig(RESULTS / "online_lru.png", dpi=110, bbox_inches="tight")
+        save_figure(fig, RESULTS / "online_lru.png", dpi=110)
         lines += ["![accuracy and cost](online_lru.png)", ""]
     notes = RESULTS / "online_lru_notes.md"
     if notes.exists():

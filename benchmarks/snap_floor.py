@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import step_cost as sc  # noqa: E402
 from common import materialize  # noqa: E402
 
-from rtrlax.experiments.results import machine_description  # noqa: E402
+from harness import machine_description, time_call  # noqa: E402
 
 
 def _core_shapes(k: int, d: int):
@@ -62,7 +62,7 @@ def trace_pass(k: int, d: int, batch: int, steps: int, repeats: int):
         return jax.lax.scan(body, Ts, vec)[0]
 
     Ts = [jnp.zeros((batch,) + shape, jnp.float32) for shape in shapes]
-    return sc._time(run, (Ts, vec), repeats)[0] / steps
+    return time_call(run, Ts, vec, repeats=repeats).wall / steps
 
 
 def gradient_pass(k: int, d: int, batch: int, steps: int, repeats: int):
@@ -85,7 +85,7 @@ def gradient_pass(k: int, d: int, batch: int, steps: int, repeats: int):
 
         return jax.lax.scan(body, [jnp.zeros(T.shape[1:], T.dtype) for T in Ts], deltas)[0]
 
-    return sc._time(run, (Ts, deltas), repeats)[0] / steps
+    return time_call(run, Ts, deltas, repeats=repeats).wall / steps
 
 
 def main(argv=None):

@@ -19,13 +19,9 @@ import jax
 import jax.numpy as jnp
 
 import rtrlax as rx
-from rtrlax.experiments.results import machine_description
+from harness import machine_description, tree_bytes as nbytes
 from rtrlax.estimators._pattern import pattern_sizes
 from rtrlax.estimators.snap import kept_support, snapn_init
-
-
-def nbytes(tree) -> int:
-    return sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(tree))
 
 
 def main(argv=None):

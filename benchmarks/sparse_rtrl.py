@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 import rtrlax as rx
-from rtrlax.experiments.results import machine_description
+from harness import machine_description, save_figure, time_call
 from rtrlax.diagnostics.accounting import (
     dense_rtrl_influence_floats,
     sparse_rtrl_cost,
@@ -141,13 +141,7 @@ def time_scan(model, estimator, task, steps, repeats, *, key):
 
         return jax.lax.scan(body, estimator.init(model), (seq[:-1], seq[1:]))
 
-    jax.block_until_ready(run(model, seq))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(run(model, seq))
-        times.append((time.perf_counter() - t0) / steps)
-    return statistics.median(times)
+    return time_call(run, model, seq, repeats=repeats).wall / steps
 
 
 def part_a(task, args, log):
@@ -352,13 +346,13 @@ def plot(rows):
     axes[1].bar(names, [r["speedup"] for r in sp], color="tab:green", label="measured speed-up")
     axes[1].plot(names, [r["op_reduction"] for r in sp], "ko",
                  label="op reduction (accounting)")
+    axes[1].set_xlabel("parameter density (EGRU)")
+    axes[1].set_ylabel("× fewer (ops) / × faster (wall-clock)")
     axes[1].set_yscale("log")
     axes[1].set_title("SparseRTRL vs dense RTRL, same EGRU")
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(OUT / "sparse_rtrl.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, OUT / "sparse_rtrl.png", dpi=110)
 
 
 task_vocab = 0

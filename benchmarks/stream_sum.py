@@ -11,14 +11,12 @@ slice, ``sum(δ[b] ⊙ T[b] for b in …)``.  Cited in ``docs/guide.md`` (Perfor
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
 from common import materialize
-from rtrlax.experiments.results import machine_description
+from harness import machine_description, time_call
 
 
 def time_variant(mode: str, streams: int, k: int, steps: int, repeats: int) -> float:
@@ -37,13 +35,7 @@ def time_variant(mode: str, streams: int, k: int, steps: int, repeats: int) -> f
 
         return jax.lax.scan(body, jnp.zeros(T.shape[1:], T.dtype), deltas)[0]
 
-    jax.block_until_ready(run(T, deltas))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(run(T, deltas))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / steps
+    return time_call(run, T, deltas, repeats=repeats).wall / steps
 
 
 def main(argv=None):
