@@ -57,22 +57,6 @@ def _parse():
     return p.parse_args()
 
 
-def machine_description() -> str:
-    import platform
-
-    import jax
-
-    cpu = platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {jax.default_backend()} backend, jax {jax.__version__}"
-
-
 # --- the workloads: build(streams, mesh) -> (call() -> block, steps per call) -------------
 
 
@@ -181,6 +165,7 @@ def measure(args):
     import jax
 
     jax.config.update("jax_num_cpu_devices", max(devices))
+    from harness import machine_description  # after the device count is set
     from rtrlax.learning.sharding import stream_mesh
 
     out = dict(machine=machine_description(), command="python " + " ".join(sys.argv),

@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "ColumnarTD": ".learning.td",
     "TDLambda": ".learning.td",
     "td_rmsprop": ".learning.td",
+    "CCNTD": ".learning.ccn_td",
     "CheckpointError": ".learning.checkpoint",
     "StopOnSignal": ".learning.checkpoint",
     "save_model": ".learning.checkpoint",
@@ -156,6 +157,7 @@ if TYPE_CHECKING:  # the same names, spelled out for type checkers and IDEs
     from .learning.td import ColumnarTD as ColumnarTD
     from .learning.td import TDLambda as TDLambda
     from .learning.td import td_rmsprop as td_rmsprop
+    from .learning.ccn_td import CCNTD as CCNTD
     from .learning.checkpoint import CheckpointError as CheckpointError
     from .learning.checkpoint import StopOnSignal as StopOnSignal
     from .learning.checkpoint import load_model as load_model
