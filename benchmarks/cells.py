@@ -43,6 +43,7 @@ import optax
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import bptt_chunk_grads  # noqa: E402
+from harness import ResultParts  # noqa: E402
 
 import rtrlax as rx  # noqa: E402
 from rtrlax.cells.base import run_sequence  # noqa: E402
@@ -57,15 +58,8 @@ MACHINE = (f"{platform.machine()} CPU, {os.cpu_count()} cores: a 2-core AMD EPYC
            f"jax {jax.__version__}")  # fmt: skip
 
 
-def load() -> dict:
-    return json.loads(JSON.read_text()) if JSON.exists() else {}
-
-
-def save(part: str, value) -> None:
-    data = load()
-    data[part] = value
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    JSON.write_text(json.dumps(data, indent=1))
+_PARTS = ResultParts(JSON)
+load, save = _PARTS.load, _PARTS.save
 
 
 # --- tasks as batches of whole sequences ------------------------------------------------

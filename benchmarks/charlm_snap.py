@@ -9,8 +9,8 @@ Held-out bits per character on the first ``--eval-chars`` held-out characters, r
 every ``--eval-every`` steps.  Several seeds.  Writes docs/results/charlm_snap.md
 (+ .png, .json).
 
-    /work/venv/bin/python benchmarks/charlm_snap.py
-    /work/venv/bin/python benchmarks/charlm_snap.py --from-json     # rewrite the report
+    python benchmarks/charlm_snap.py
+    python benchmarks/charlm_snap.py --from-json     # rewrite the report
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 import rtrlax as rx
+from harness import machine_description as machine
 from rtrlax.tasks.charlm import evaluate_bpc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,9 +44,6 @@ ESTIMATORS = {
 }
 
 
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} cores ({platform.system()}, jax {jax.__version__})"
 
 
 def run_one(task, name, density, seed, args):
@@ -97,7 +95,7 @@ def main(argv=None):
         write_report(saved)
         return
     task = rx.CharLM.from_file(args.text)
-    command = "/work/venv/bin/python benchmarks/charlm_snap.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/charlm_snap.py " + " ".join(sys.argv[1:] if argv is None else argv)
     saved = {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
              "command": command, "machine": machine(), "vocabulary": task.input_size, "runs": []}  # fmt: skip
     for seed in range(args.seeds):  # seed-major: a cut-short run still covers every cell

@@ -195,3 +195,24 @@ def save_figure(fig, path: Path | str, *, dpi: int = 110) -> Path:
     plt.close(fig)
     print(f"wrote {path}")
     return path
+
+
+class ResultParts:
+    """A results JSON whose top-level keys are the parts a script measures separately
+    (``python script.py <part>``), so that one part can be re-run without the others."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+
+    def load(self) -> dict:
+        import json
+
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def save(self, part: str, value) -> None:
+        import json
+
+        data = self.load()
+        data[part] = value
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(data, indent=1))

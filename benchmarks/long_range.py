@@ -17,9 +17,9 @@ docs/results/long_range.md):
             each compiled function — throughput and memory only, no training.
   report    the markdown table.
 
-    /work/venv/bin/python benchmarks/long_range.py accuracy
-    /work/venv/bin/python benchmarks/long_range.py cost
-    /work/venv/bin/python benchmarks/long_range.py report
+    python benchmarks/long_range.py accuracy
+    python benchmarks/long_range.py cost
+    python benchmarks/long_range.py report
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rtrlax as rx
+from harness import ResultParts, machine_description as machine
 from online_lru import train
 from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits
 from rtrlax.tasks.listops import OPERATORS, PAD, VOCAB, _ID, evaluate, to_tokens
@@ -46,23 +47,10 @@ RESULTS = ROOT / "docs" / "results"
 JSON = RESULTS / "long_range.json"
 
 
-def machine() -> str:
-    import os
-    import platform
-
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    return f"{cpu}, {os.cpu_count()} cores ({platform.system()}, jax {jax.__version__})"
 
 
-def load() -> dict:
-    return json.loads(JSON.read_text()) if JSON.exists() else {}
-
-
-def save(part: str, value) -> None:
-    data = load()
-    data[part] = value
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    JSON.write_text(json.dumps(data, indent=1))
+_PARTS = ResultParts(JSON)
+load, save = _PARTS.load, _PARTS.save
 
 
 # --- data ---------------------------------------------------------------------------------

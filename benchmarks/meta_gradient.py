@@ -20,9 +20,9 @@ docs/results/meta_gradient.md and meta_gradient.png.
             the head's squared error after a fixed number of LMS steps per task.
             Several seeds.
 
-    /work/venv/bin/python benchmarks/meta_gradient.py fidelity
-    /work/venv/bin/python benchmarks/meta_gradient.py learn
-    /work/venv/bin/python benchmarks/meta_gradient.py report
+    python benchmarks/meta_gradient.py fidelity
+    python benchmarks/meta_gradient.py learn
+    python benchmarks/meta_gradient.py report
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 import rtrlax as rx
+from harness import ResultParts, machine_description as machine
 from rtrlax.learning.meta import OnlineMetaGradient, meta_objective
 from rtrlax.learning.meta import _exact, _run_online, _truncated  # the jitted cores, vmapped here
 
@@ -50,22 +51,10 @@ RESULTS = ROOT / "docs" / "results"
 JSON = RESULTS / "meta_gradient.json"
 
 
-def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    import os
-
-    return f"{cpu}, {os.cpu_count()} cores ({platform.system()}, jax {jax.__version__}), shared with other engineers"
 
 
-def load() -> dict:
-    return json.loads(JSON.read_text()) if JSON.exists() else {}
-
-
-def save(part: str, value) -> None:
-    data = load()
-    data[part] = value
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    JSON.write_text(json.dumps(data, indent=1))
+_PARTS = ResultParts(JSON)
+load, save = _PARTS.load, _PARTS.save
 
 
 # --- fidelity ------------------------------------------------------------------------------
