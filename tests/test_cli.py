@@ -255,3 +255,14 @@ def test_devices_flag_gives_the_same_run(tmp_path):
     assert main(TINY_COPY + ["--devices", "1", "--out", str(b)]) == 0
     hist = [json.loads((d / "metrics.json").read_text())["history"] for d in (a, b)]
     assert hist[0] == hist[1]
+
+
+def test_list_into_a_closed_pipe_stops_quietly():
+    """`rtrlax list | head -1`: no BrokenPipeError traceback when the reader leaves."""
+    code = ("import sys\nfrom rtrlax.cli import main\nsys.exit(main(['list']))\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, bufsize=0)
+    p.stdout.read(5)
+    p.stdout.close()
+    _, err = p.communicate(timeout=60)
+    assert b"Traceback" not in err, err.decode()

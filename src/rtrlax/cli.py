@@ -584,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     except FloatingPointError as e:  # a run that diverged: one line, exit status 1
         print(f"rtrlax: error: {e}", file=sys.stderr)
         raise SystemExit(1) from None
+    except BrokenPipeError:  # `rtrlax list | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
     return 0
 
 
