@@ -143,12 +143,27 @@ def _final(hist, key, tail=3):
     return float(np.mean(v)) if v else float("nan")
 
 
-def report() -> None:
+def _panels(envs, draw, xlabel: str, ylabel: str, path) -> None:
+    """One panel per environment (``draw(ax, env)`` plots its lines), labelled, saved."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(1, len(envs), figsize=(4.4 * len(envs), 3.4), squeeze=False)
+    for ax, env in zip(axes[0], envs):
+        draw(ax, env)
+        ax.set_title(env)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report() -> None:
     from rtrlax.experiments.results import machine_description
 
     lines = ["# Online RL: control, prediction, throughput", "",
@@ -200,25 +215,17 @@ def report() -> None:
         lines.append("")
         lines.append("![control](rl_control.png)")
         lines.append("")
-        fig, axes = plt.subplots(1, len(envs), figsize=(4.4 * len(envs), 3.4), squeeze=False)
-        for ax, env in zip(axes[0], envs):
+        def draw_control(ax, env):
             for name in AGENTS:
                 rec = runs.get(f"{env} | {name}")
                 if rec is None:
                     continue
                 x = np.asarray(rec["runs"][0]["history"]["env_steps"])
                 y = np.asarray([r["history"]["return"] for r in rec["runs"]], float)
-                m = np.nanmean(y, 0)
-                ax.plot(x, m, label=name)
+                ax.plot(x, np.nanmean(y, 0), label=name)
                 ax.fill_between(x, np.nanmin(y, 0), np.nanmax(y, 0), alpha=0.15)
-            ax.set_title(env)
-            ax.set_xlabel("environment steps")
-            ax.set_ylabel("episode return")
-            ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(OUT / "rl_control.png", dpi=100)
-        plt.close(fig)
+
+        _panels(envs, draw_control, "environment steps", "episode return", OUT / "rl_control.png")
     pp = OUT / "rl_prediction.json"
     if pp.exists():
         runs = json.loads(pp.read_text())["runs"]
@@ -245,23 +252,16 @@ def report() -> None:
                 cells.append(f"{m:.4f} ({z:.4f})")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines += ["", "![prediction](rl_prediction.png)", ""]
-        fig, axes = plt.subplots(1, len(envs), figsize=(4.4 * len(envs), 3.4), squeeze=False)
-        for ax, env in zip(axes[0], envs):
+        def draw_prediction(ax, env):
             for name in PREDICTORS:
                 rec = runs.get(f"{env} | {name}")
                 if rec is None:
                     continue
                 h = rec["runs"][0]["history"]
                 ax.plot(h["step"], np.nanmean([r["history"]["msre"] for r in rec["runs"]], 0), label=name)
-            ax.set_title(env)
-            ax.set_xlabel("steps per environment")
-            ax.set_ylabel("MSRE")
             ax.set_yscale("log")
-            ax.grid(alpha=0.3)
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(OUT / "rl_prediction.png", dpi=100)
-        plt.close(fig)
+
+        _panels(envs, draw_prediction, "steps per environment", "MSRE", OUT / "rl_prediction.png")
     notes = OUT / "rl_notes.md"
     if notes.exists():
         lines += [notes.read_text()]
