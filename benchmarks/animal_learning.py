@@ -144,6 +144,27 @@ def make_chunk(learner, env, block, blocks):
     return jax.jit(jax.vmap(msre_chunk(learner, env, block=block, blocks=blocks)))
 
 
+def streams_chunk(env, fused, n: int):
+    """``(fused_state, env_states) -> (fused_state, env_states, last outputs)``: ``n`` steps
+    of a batch of streams in ``ColumnarTD``'s streams-last layout (faster on CPU than
+    vmap), the uniforms drawn once per chunk (also the "existing split" of scaling.py)."""
+
+    def chunk_streams(fs, es):
+        keys, subs = jnp.moveaxis(jax.vmap(jax.random.split)(es.key), 1, 0)
+        us = jax.vmap(lambda k: jax.random.uniform(k, (n, env.n_uniforms)), out_axes=1)(subs)
+
+        def body(c, u):
+            fs, es = c
+            es, smp = jax.vmap(env.step_with)(es, u)
+            fs, y = fused.step(fs, smp.x.T, smp.cumulant)
+            return (fs, es), y
+
+        (fs, es), ys = jax.lax.scan(body, (fs, es._replace(key=keys)), us)
+        return fs, es, ys[-1]
+
+    return chunk_streams
+
+
 def throughput(args):
     """Steps/s of the fused ColoR + TD(λ) step (20 columns, trace patterning, float32),
     single stream and a batch of streams, and the RSS over a long run."""
@@ -167,19 +188,7 @@ def throughput(args):
         (fs, es), ys = jax.lax.scan(body, (fs, es._replace(key=key)), us)
         return fs, es, ys[-1]
 
-    def chunk_streams(fs, es):
-        # a batch of streams in ColumnarTD's streams-last layout (faster on CPU than vmap)
-        keys, subs = jnp.moveaxis(jax.vmap(jax.random.split)(es.key), 1, 0)
-        us = jax.vmap(lambda k: jax.random.uniform(k, (n, env.n_uniforms)), out_axes=1)(subs)
-
-        def body(c, u):
-            fs, es = c
-            es, smp = jax.vmap(env.step_with)(es, u)
-            fs, y = fused.step(fs, smp.x.T, smp.cumulant)
-            return (fs, es), y
-
-        (fs, es), ys = jax.lax.scan(body, (fs, es._replace(key=keys)), us)
-        return fs, es, ys[-1]
+    chunk_streams = streams_chunk(env, fused, n)
 
     out = {}
     for batch in [1] + [int(b) for b in args.tp_batches.split(",")]:

@@ -113,31 +113,19 @@ def build_td(streams, mesh, args):
 
 
 def build_td_existing_split(streams, devices, args):
-    """The benchmark-only split of animal_learning.py --throughput (its chunk_streams and
-    _over_devices, re-stated here so that this script does not import the CLI)."""
+    """The benchmark-only split of animal_learning.py --throughput: its streams chunk in a
+    plain ``shard_map`` over the devices."""
     import jax
-    import jax.numpy as jnp
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
     import rtrlax as rx
+    from animal_learning import streams_chunk  # the split as that script runs it
 
     env, net = _td_parts()
     fused = rx.ColumnarTD(1e-3)
     n = max(1000, args.td_stream_steps // streams // 1000 * 1000)
-
-    def chunk_streams(fs, es):
-        keys, subs = jnp.moveaxis(jax.vmap(jax.random.split)(es.key), 1, 0)
-        us = jax.vmap(lambda k: jax.random.uniform(k, (n, env.n_uniforms)), out_axes=1)(subs)
-
-        def body(c, u):
-            fs, es = c
-            es, smp = jax.vmap(env.step_with)(es, u)
-            fs, y = fused.step(fs, smp.x.T, smp.cumulant)
-            return (fs, es), y
-
-        (fs, es), ys = jax.lax.scan(body, (fs, es._replace(key=keys)), us)
-        return fs, es, ys[-1]
+    chunk_streams = streams_chunk(env, fused, n)
 
     fs = fused.init(net, streams=streams)
     es = jax.vmap(env.init)(jax.random.split(jax.random.key(1), streams))
