@@ -43,8 +43,12 @@ from jax.flatten_util import ravel_pytree
 
 import rtrlax as rx
 from harness import ResultParts, machine_description as machine
-from rtrlax.learning.meta import OnlineMetaGradient, meta_objective
-from rtrlax.learning.meta import _exact, _run_online, _truncated  # the jitted cores, vmapped here
+from rtrlax.learning.meta import (
+    exact_meta_gradient,
+    meta_objective,
+    online_meta_gradient,
+    truncated_meta_gradient,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -76,9 +80,8 @@ def fidelity_cmd(args):
     def grad_fn(method):
         if method.startswith("trunc"):
             K = int(method[5:])
-            return lambda c, x, y: _truncated(c, x, y, alpha, K, None)[0]
-        est = OnlineMetaGradient(alpha, head=method)
-        return lambda c, x, y: _run_online(est, c, est.init(c), x, y)[0]
+            return lambda c, x, y: truncated_meta_gradient(c, x, y, alpha=alpha, truncation=K)[0]
+        return lambda c, x, y: online_meta_gradient(c, x, y, alpha=alpha, head=method)[0]
 
     out = {"config": dict(inputs=D, steps=T, columns=k, alpha=alpha, networks=args.networks,
                           machine=machine(), command=" ".join(sys.argv))}  # fmt: skip
@@ -86,7 +89,7 @@ def fidelity_cmd(args):
     for rho in [float(v) for v in args.densities.split(",")]:
         keys = jax.random.split(jax.random.key(int(rho * 1000) + 7), args.networks)
         cells, xs, ys = eqx.filter_vmap(lambda kk: episode(kk, rho))(keys)
-        ref = eqx.filter_jit(eqx.filter_vmap(lambda c, x, y: _exact(c, x, y, alpha, None)[0]))(cells, xs, ys)
+        ref = eqx.filter_jit(eqx.filter_vmap(lambda c, x, y: exact_meta_gradient(c, x, y, alpha=alpha)[0]))(cells, xs, ys)
         flat_ref = jax.vmap(lambda g: ravel_pytree(g)[0])(ref)
         row = {}
         for m in methods:
@@ -105,7 +108,7 @@ def fidelity_cmd(args):
     keys = jax.random.split(jax.random.key(3), args.networks)
     cells, xs, ys = eqx.filter_vmap(lambda kk: episode(kk, 0.0))(keys)
     fns = {m: eqx.filter_jit(eqx.filter_vmap(grad_fn(m))) for m in methods}
-    fns["exact"] = eqx.filter_jit(eqx.filter_vmap(lambda c, x, y: _exact(c, x, y, alpha, None)[0]))
+    fns["exact"] = eqx.filter_jit(eqx.filter_vmap(lambda c, x, y: exact_meta_gradient(c, x, y, alpha=alpha)[0]))
     fns["forward only"] = eqx.filter_jit(eqx.filter_vmap(lambda c, x, y: meta_objective(c, x, y, alpha=alpha)[0]))
     for f in fns.values():
         jax.block_until_ready(f(cells, xs, ys))
@@ -149,7 +152,6 @@ def learn_cmd(args):
         return 2 * losses.mean(0)  # e_t² averaged over tasks, [T]
 
     def run(kind, seed):
-        est = OnlineMetaGradient(alpha, head=kind)
         cell = rx.Columnar(d, k, key=jax.random.key(100 + seed), dtype=jnp.float32)
         params, static = eqx.partition(cell, eqx.is_inexact_array)
         opt_state = opt.init(params)
@@ -160,7 +162,7 @@ def learn_cmd(args):
                 params, opt_state = carry
                 c = eqx.combine(params, static)
                 xs, ys = jax.vmap(lambda q: task_stream(q, d, args.features, T))(jax.random.split(kk, args.batch))
-                g, losses = jax.vmap(lambda x, y: _run_online(est, c, est.init(c), x, y))(xs, ys)
+                g, losses = jax.vmap(lambda x, y: online_meta_gradient(c, x, y, alpha=alpha, head=kind))(xs, ys)
                 g = jax.tree_util.tree_map(lambda a: a.mean(0), g)
                 upd, opt_state = opt.update(g, opt_state, params)
                 return (optax.apply_updates(params, upd), opt_state), losses.mean()
