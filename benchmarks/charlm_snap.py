@@ -59,7 +59,7 @@ def make_learner(task, cell, name, density, seed, args):
     core = CELLS[cell](task.input_size, args.hidden, key=k_model, density=density, dtype=jnp.float32)
     model = rx.Readout(core, task.output_size, key=k_read)
     estimator = ESTIMATORS[name][1](args, model)
-    learner = rx.OnlineLearner(model, estimator, optax.adam(args.lr))
+    learner = rx.OnlineLearner(model, estimator, optax.adam(args.lr), update_every=args.update_every)
     state = learner.init(k_run, batch_size=args.batch, task=task)
     return model, estimator, learner, state
 
@@ -92,7 +92,7 @@ def run_one(task, cell, name, density, seed, args):
         test_bpc.append(held_out(state))
         train_bpc.append(float(metrics["bpc"][-1]))
     return dict(estimator=ESTIMATORS[name][0], cell=cell, hidden=args.hidden, batch=args.batch, lr=args.lr,
-                truncation=args.truncation, eval_chars=args.eval_chars, density=density, seed=seed,
+                truncation=args.truncation, update_every=args.update_every, eval_chars=args.eval_chars, density=density, seed=seed,
                 tokens=tokens, test_bpc=test_bpc, train_bpc=train_bpc, seconds=time.perf_counter() - t0,
                 pattern_fill=pattern_fill(model.core, estimator), load=[load0, os.getloadavg()[0]])  # fmt: skip
 
@@ -152,6 +152,7 @@ def main(argv=None):
     p.add_argument("--eval-chars", type=int, default=2000)
     p.add_argument("--truncation", type=int, default=8, help="T of TBPTT(T)")
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--update-every", type=int, default=1, help="K: an Adam update every K steps (1: fully online)")
     p.add_argument("--text", type=Path, default=TEXT)
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "results" / "charlm_snap.md")
     p.add_argument("--append", action="store_true", help="add these runs to the existing JSON")
@@ -204,32 +205,38 @@ def load(path: Path) -> dict:
 
 
 def config(r) -> tuple:
-    return (r["cell"], r["hidden"], r["density"], r["batch"], r["lr"], r["truncation"], r["tokens"][-1], r["eval_chars"])
+    return (r["cell"], r["hidden"], r["density"], r["batch"], r["lr"], r["tokens"][-1], r["eval_chars"])
+
+
+def label(r) -> str:
+    name = f"TBPTT({r['truncation']})" if r["estimator"] == "TBPTT" else r["estimator"]
+    k = r.get("update_every", 1)
+    return name if k == 1 else f"{name}, update every {k}"
 
 
 def config_name(c) -> str:
-    cell, hidden, density, batch, lr, trunc, tokens, _ = c
+    cell, hidden, density, batch, lr, tokens, _ = c
     return f"{cell.upper()}-{hidden}, {100 * (1 - density):.0f} % sparse, {batch} streams, lr {lr:g}, {tokens:,} tokens"
 
 
 def write_report(saved, out: Path):
     runs = saved["runs"]
     configs = list(dict.fromkeys(config(r) for r in runs))
-    labels = list(dict.fromkeys(r["estimator"] for r in runs))
+    labels = list(dict.fromkeys(label(r) for r in runs))
     fig, axes = figure(ncols=min(3, max(1, len(configs))), nrows=(len(configs) + 2) // 3 if configs else 1,
                        size=(5.5, 3.8))  # fmt: skip
-    colours = dict(zip(labels, ["C0", "C1", "C2", "C3", "C4", "C5"]))
+    colours = dict(zip(labels, [f"C{i}" for i in range(10)]))
     for ax, c in zip(axes, configs):
-        for label in labels:
-            sel = [r for r in runs if r["estimator"] == label and config(r) == c]
+        for name in labels:
+            sel = [r for r in runs if label(r) == name and config(r) == c]
             if not sel:
                 continue
             curves = np.array([r["test_bpc"] for r in sel])
-            ax.plot(sel[0]["tokens"], curves.mean(0), color=colours[label], label=f"{label} ({len(sel)})")
-            ax.fill_between(sel[0]["tokens"], curves.min(0), curves.max(0), color=colours[label], alpha=0.2)
-        base = saved["baselines"].get(str(c[7]))
+            ax.plot(sel[0]["tokens"], curves.mean(0), color=colours[name], label=f"{name} ({len(sel)})")
+            ax.fill_between(sel[0]["tokens"], curves.min(0), curves.max(0), color=colours[name], alpha=0.2)
+        base = saved["baselines"].get(str(c[6]))
         if base:
-            ax.axhline(base["bigram"], color="grey", ls="--", lw=1, label="add-one bigram")
+            ax.axhline(base["bigram"], color="black", ls="--", lw=1, label="add-one bigram")
         ax.set_ylim(top=min(ax.get_ylim()[1], 4.6))
         ax.set_title(config_name(c), fontsize=8)
         ax.set_xlabel("tokens (steps × streams)")
@@ -262,7 +269,7 @@ def write_report(saved, out: Path):
     lines.append("")
     if saved["cost"]:
         lines += ["## Cost per step", "",
-                  "Milliseconds per online step of all streams (forward, estimator, Adam update), median of "
+                  "Milliseconds per online step of all streams (forward, estimator, Adam update; TBPTT with T = 8), median of "
                   "alternated repeats in one process; `fill` is SnAp-n's stored entries per parameter as a "
                   "share of RTRL's (width of the pattern / state size).", "",
                   "| cell | units | sparsity | streams | estimator | ms / step | µs / token | × TBPTT | fill | load |",
@@ -280,23 +287,24 @@ def write_report(saved, out: Path):
     for c in configs:
         tok = next(r for r in runs if config(r) == c)["tokens"]
         checkpoints = sorted({len(tok) // 4, len(tok) // 2, len(tok) - 1})
-        lines += [f"**{config_name(c)}** (TBPTT T = {c[5]}, held out: first {c[7]:,} characters)", ""]
+        lines += [f"**{config_name(c)}** (held out: first {c[6]:,} characters)", ""]
         lines += ["| estimator | seeds | " + " | ".join(f"bpc at {tok[i]:,} tokens" for i in checkpoints)
                   + " | mean over the run | s per run |", "|---" * (len(checkpoints) + 4) + "|"]  # fmt: skip
-        for label in labels:
-            sel = [r for r in runs if r["estimator"] == label and config(r) == c]
+        for name in labels:
+            sel = [r for r in runs if label(r) == name and config(r) == c]
             if not sel:
                 continue
             cells = [f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in ([r["test_bpc"][i] for r in sel] for i in checkpoints)]
             area = [np.mean(r["test_bpc"][1:]) for r in sel]
-            lines.append(f"| {label} | {len(sel)} | " + " | ".join(cells) + f" | {np.mean(area):.3f} ± {np.std(area):.3f} "
+            lines.append(f"| {name} | {len(sel)} | " + " | ".join(cells) + f" | {np.mean(area):.3f} ± {np.std(area):.3f} "
                          f"| {np.mean([r['seconds'] for r in sel]):.0f} |")  # fmt: skip
-        paired = paired_difference(runs, c, "SnAp-2", "TBPTT")
-        if paired:
-            lines.append("")
-            lines.append(f"SnAp-2 − TBPTT, paired by seed ({len(paired[0])}): final "
-                         + ", ".join(f"{d:+.3f}" for d in paired[0]) + "; mean over the run "
-                         + ", ".join(f"{d:+.3f}" for d in paired[1]) + " bpc.")  # fmt: skip
+        for a, b in [("SnAp-2", t) for t in labels if t.startswith("TBPTT")] + [("SnAp-2", "RTRL"), ("SnAp-1", "SnAp-2")]:
+            paired = paired_difference(runs, c, a, b)
+            if paired:
+                lines.append("")
+                lines.append(f"{a} − {b}, paired by seed ({len(paired[0])}): final "
+                             + ", ".join(f"{d:+.3f}" for d in paired[0]) + "; mean over the run "
+                             + ", ".join(f"{d:+.3f}" for d in paired[1]) + " bpc.")  # fmt: skip
         lines.append("")
     lines += [f"![held-out bpc]({out.with_suffix('.png').name})", ""]
     notes = out.with_name(out.stem + "_notes.md")
@@ -309,8 +317,8 @@ def write_report(saved, out: Path):
 def paired_difference(runs, c, a, b):
     by_seed = {}
     for r in runs:
-        if config(r) == c and r["estimator"] in (a, b):
-            by_seed.setdefault(r["seed"], {})[r["estimator"]] = r
+        if config(r) == c and label(r) in (a, b):
+            by_seed.setdefault(r["seed"], {})[label(r)] = r
     pairs = [v for v in by_seed.values() if len(v) == 2]
     if not pairs:
         return None
