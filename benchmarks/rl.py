@@ -36,14 +36,15 @@ AGENTS = {
 CONTROL_ENVS = {
     "CartPole-PO": (dict(env="CartPole-PO"), 64, 8000),
     "MemoryChain (memory 6)": (dict(env="MemoryChain-bsuite", memory_length=6), 64, 2500),
-    "Breakout-MinAtar": (dict(env="Breakout-MinAtar"), 64, 2000),
-    "SpaceInvaders-MinAtar": (dict(env="SpaceInvaders-MinAtar"), 64, 2000),
+    "Breakout-MinAtar": (dict(env="Breakout-MinAtar"), 64, 1000),
+    "SpaceInvaders-MinAtar": (dict(env="SpaceInvaders-MinAtar"), 64, 1000),
 }
 #: the first session's runs (raw rewards and features): kept for the before/after table
 CONTROL_V1 = OUT / "rl_control_v1.json"
 SEEDS = (0, 1, 2)
 
-PREDICTION_ENVS = {"Breakout-MinAtar": (4, 15000), "SpaceInvaders-MinAtar": (4, 15000)}
+PREDICTION_ENVS = {"Breakout-MinAtar": (4, 10000), "SpaceInvaders-MinAtar": (4, 10000)}
+PRED_CHUNK = 1000  #: chunk = MSRE window = timed chunk of the cost measurement (one compile each)
 #: the CCN's stages: 20 columns, 4 per stage, a new stage every fifth of the run
 CCN_STAGES = f"20:4:{PREDICTION_ENVS['Breakout-MinAtar'][1] // 5}"
 #: prediction, compute-matched: family -> {name: run_predict kwargs} (sizes to choose from).
@@ -57,7 +58,7 @@ PREDICTOR_FAMILIES = {
     "RTRL GRU": {f"RTRL GRU-{h}": dict(estimator="rtrl", cell="gru", hidden=h) for h in (4, 8)},
     "online LRU": {f"online LRU 2x{h}": dict(estimator="onlinelru", cell="lru", network="lrunet", hidden=h,
                                              layers=2) for h in (8, 16)},
-    "TBPTT(8) LSTM": {f"TBPTT(8) LSTM-{h}": dict(estimator="tbptt:8", cell="lstm", hidden=h) for h in (4, 8, 16)},
+    "TBPTT(8) LSTM": {f"TBPTT(8) LSTM-{h}": dict(estimator="tbptt:8", cell="lstm", hidden=h) for h in (4, 8)},
 }
 PREDICTORS = {n: kw for fam in PREDICTOR_FAMILIES.values() for n, kw in fam.items()}
 #: the first session's Atari rows (not compute-matched) stay in this file
@@ -97,7 +98,7 @@ def control(only: str | None = None, path: Path = OUT / "rl_control.json", envs=
             path.write_text(json.dumps({"runs": results, "load": _load()}, indent=1))
 
 
-def prediction_cost(repeats: int = 5, steps: int = 300) -> None:
+def prediction_cost(repeats: int = 3, steps: int = PRED_CHUNK) -> None:
     """Time per environment step (µs) of every candidate predictor on Breakout-MinAtar with
     4 environments (whole TD(λ) step: environment, behaviour policy, model, estimator,
     update), alternately in one process, median of ``repeats`` chunks after a compile."""
@@ -145,6 +146,8 @@ def prediction() -> None:
     path = OUT / "rl_prediction.json"
     if path.exists():
         results = json.loads(path.read_text())["runs"]
+    if not (OUT / "rl_prediction_cost.json").exists():
+        prediction_cost()  # same process, same chunk: the runs below reuse its compiled steps
     names = list(matched_predictors())
     jobs = [(env, n, steps, name) for env, (n, steps) in PREDICTION_ENVS.items() for name in names]
     for env, n, steps, name in jobs:
@@ -154,7 +157,8 @@ def prediction() -> None:
         runs = []
         for seed in SEEDS[:2]:
             t0 = time.perf_counter()
-            r = run_predict(env=env, **PREDICTORS[name], num_envs=n, steps=steps, chunk=1500, window=1500,
+            r = run_predict(env=env, **PREDICTORS[name], num_envs=n, steps=steps, chunk=PRED_CHUNK,
+                            window=PRED_CHUNK,
                             seed=seed, gamma=0.9, lam=0.9, lr=1e-3)
             runs.append({"history": r["history"], "seconds": time.perf_counter() - t0})
             print(f"{key} seed {seed}: last MSRE {r['history']['msre'][-1]:.4f} "
@@ -326,7 +330,7 @@ def report() -> None:
         for name, us in cost["us_per_env_step"].items():
             label = f"**{name}**" if name in names else name
             lines.append(f"| {label} | {us:.1f} | {us / ref:.2f} |")
-        lines += ["", "MSRE over the last 30% of the windows of 1,500 steps (mean ± std over 2 seeds, "
+        lines += ["", f"MSRE over the last 30% of the windows of {PRED_CHUNK:,} steps (mean ± std over 2 seeds, "
                   "seeds 0 and 1) and, in brackets, the MSRE of predicting 0 on the same steps. TD(λ) with "
                   "RMSProp-normalised steps (`rx.td_rmsprop(1e-3)`), γ = 0.9, λ = 0.9, model state reset at "
                   "episode ends (the CCN keeps its state running: its stages follow its step count); "

@@ -215,7 +215,8 @@ def test_nan_observation_from_an_environment_is_a_clear_error():
 
 @pytest.mark.slow
 def test_run_save_restore_is_bit_identical(tmp_path):
-    agent = ActorCritic(_model(), rx.SnAp(1), optax.adam(1e-2), ENV, entropy=0.01)
+    agent = ActorCritic(_model(), rx.SnAp(1), optax.adam(1e-2), ENV, entropy=0.01,
+                        normalize_obs=True, scale_reward=True)  # their statistics are state too
     st, _ = agent.run(agent.init(jax.random.key(1), num_envs=3), 20, chunk=20)
     agent.save(st, tmp_path / "ckpt")
     a, ha = agent.run(st, 20, chunk=20)
@@ -322,6 +323,9 @@ def test_rl_command_line_checks_arguments_before_building():
     add_predict(sub)
     ok = parser.parse_args(["rl", "--env", "CartPole-PO", "--estimator", "color", "--cell", "columnar"])
     ok.check(ok)
+    assert ok.normalize_obs and ok.scale_reward  # on by default
+    raw = parser.parse_args(["rl", "--env", "CartPole-PO", "--no-normalize-obs", "--no-scale-reward"])
+    assert not raw.normalize_obs and not raw.scale_reward
     for argv, msg in [
         (["rl", "--env", "CartPol"], "unknown environment 'CartPol'"),
         (["rl", "--env", "CartPole-v1", "--estimator", "color", "--cell", "gru"], "does not support cell"),
@@ -342,7 +346,8 @@ def test_run_rl_and_run_predict_write_results(tmp_path):
     r = run_rl(env="MemoryChain-bsuite", memory_length=3, estimator="tbptt:1", cell="ff", hidden=8,
                num_envs=4, steps=40, chunk=20, out=tmp_path / "rl")
     assert r["history"]["env_steps"] == [80.0, 160.0] and r["history"]["episodes"][0] > 0
-    assert json.loads((tmp_path / "rl" / "metrics.json").read_text())["config"]["env"] == "MemoryChain-bsuite"
+    config = json.loads((tmp_path / "rl" / "metrics.json").read_text())["config"]
+    assert config["env"] == "MemoryChain-bsuite" and config["normalize_obs"] and config["scale_reward"]
     p = run_predict(env="CartPole-v1", estimator="snap:1", cell="gru", hidden=4, num_envs=2, steps=40,
                     chunk=20, window=20, out=tmp_path / "pred")
     assert p["history"]["step"] == [20.0, 40.0] and (tmp_path / "pred" / "curve.png").exists()
