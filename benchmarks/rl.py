@@ -71,10 +71,14 @@ def _load():
     return os.getloadavg()
 
 
-def control(only: str | None = None, path: Path = OUT / "rl_control.json", envs=None) -> None:
+#: the same-budget ablation on CartPole-PO: these agents with raw features and rewards
+RAW_AGENTS = ("SnAp-1 GRU-32", "memoryless MLP-64", "MLP-64, observation only")
+
+
+def control(only=None, path: Path = OUT / "rl_control.json", envs=None, raw: bool = False) -> None:
     """All control runs not yet in ``path`` (``only``: just that agent; ``envs``: just
     those environments).  Observation normalisation and reward scaling on (``run_rl``'s
-    defaults) for every agent."""
+    defaults) for every agent; ``raw=True`` turns both off."""
     from rtrlax.experiments.rl import run_rl
 
     results = {}
@@ -85,12 +89,13 @@ def control(only: str | None = None, path: Path = OUT / "rl_control.json", envs=
             continue
         for name, kw in AGENTS.items():
             key = f"{env_label} | {name}"
-            if key in results or (only is not None and name != only):
+            if key in results or (only is not None and name not in only):
                 continue
             runs = []
             for seed in SEEDS:
                 t0 = time.perf_counter()
-                r = run_rl(**env_kw, **kw, num_envs=n_envs, steps=steps, chunk=steps // 20, seed=seed)
+                r = run_rl(**env_kw, **kw, num_envs=n_envs, steps=steps, chunk=steps // 20, seed=seed,
+                           normalize_obs=not raw, scale_reward=not raw)
                 runs.append({"history": r["history"], "seconds": time.perf_counter() - t0})
                 print(f"{key} seed {seed}: final return {r['history']['return'][-1]:.2f} "
                       f"({runs[-1]['seconds']:.1f} s, load {_load()[0]:.1f})", flush=True)
@@ -204,6 +209,10 @@ def _final(hist, key, frac=0.3):
     return float(np.mean(v)) if v else float("nan")
 
 
+def _mean_final(rec, key):
+    return float(np.nanmean([_final(r["history"], key) for r in rec["runs"]]))
+
+
 def _panels(envs, draw, xlabel: str, ylabel: str, path) -> None:
     """One panel per environment (``draw(ax, env)`` plots its lines), labelled, saved."""
     import matplotlib
@@ -239,8 +248,9 @@ def report() -> None:
         rows = json.loads(tp.read_text())["rows"]
         lines += ["## Throughput", "",
                   "SnAp-1 GRU-32 actor-critic on CartPole-v1: environment + network + SnAp-1 traces + "
-                  "eligibility traces + Adam update **every step**, against the same agent acting only "
-                  "(forward pass and sampling). Median of 5 timed chunks, learning and acting "
+                  "eligibility traces + Adam update **every step**, observation normalisation and reward "
+                  "scaling on (`run_rl`'s defaults), against the same agent acting only "
+                  "(forward pass and sampling, normalised with the frozen statistics). Median of 5 timed chunks, learning and acting "
                   "alternately in one process, after a compile run.", "",
                   "| environments | learning (env steps/s) | acting only (env steps/s) | learning cost / acting | load avg (1 min) |",
                   "|---:|---:|---:|---:|---:|"]
@@ -283,14 +293,19 @@ def report() -> None:
         lines.append("")
         if CONTROL_V1.exists():
             old = json.loads(CONTROL_V1.read_text())["runs"]
-            lines += ["**Before the fix** (the first session's runs, raw features and rewards, "
-                      "`--no-normalize-obs --no-scale-reward`; CartPole-PO 32 envs × 15,000 steps = 480k env "
-                      "steps, last 30% of 10 chunks, 3 seeds):", "",
-                      "| agent | CartPole-PO, raw (480k) | CartPole-PO, normalised + scaled (this run) |",
-                      "|---|---:|---:|"]
+            lines += ["**Before and after the fix** on CartPole-PO. First column: the first session's runs "
+                      "(raw features and rewards, 32 envs × 15,000 steps = 480k env steps, 15,000 updates, last "
+                      "30% of 10 chunks, 3 seeds). Second: `benchmarks/rl.py control-raw`, raw features and "
+                      "rewards (`--no-normalize-obs --no-scale-reward`) at this run's budget and seeds, for "
+                      "three agents. Third: the table above.", "",
+                      "| agent | CartPole-PO, raw (480k) | raw, same budget as this run | "
+                      "CartPole-PO, normalised + scaled (this run) |",
+                      "|---|---:|---:|---:|"]
+            raw_path = OUT / "rl_control_raw.json"
+            same = json.loads(raw_path.read_text())["runs"] if raw_path.exists() else {}
             for name in AGENTS:
                 row = []
-                for src in (old, runs):
+                for src in (old, same, runs):
                     rec = src.get(f"CartPole-PO | {name}")
                     if rec is None:
                         row.append("not run")
@@ -359,10 +374,8 @@ def report() -> None:
                 lines += ["Atari Breakout through ale-py (the first session's runs, **not** compute-matched "
                           "and not re-run: uniformly random behaviour policy, frame skip 4, sticky actions "
                           "0.25, 16×16 grey features, 2 envs × 2,000 steps, 2 seeds, windows of 500 steps): "
-                          + "; ".join(f"{v['agent']} {np.nanmean([_final(r['history'], 'msre') for r in v['runs']]):.4f}"
-                                      for v in atari.values())
-                          + " against predicting zero "
-                          + f"{np.nanmean([_final(r['history'], 'msre_zero') for r in next(iter(atari.values()))['runs']]):.4f}.",
+                          + "; ".join(f"{v['agent']} {_mean_final(v, 'msre'):.4f}" for v in atari.values())
+                          + f" against predicting zero {_mean_final(next(iter(atari.values())), 'msre_zero'):.4f}.",
                           ""]
 
         def draw_prediction(ax, env):
@@ -385,6 +398,8 @@ def report() -> None:
 if __name__ == "__main__":
     parts = {"control": control, "prediction": prediction, "throughput": throughput, "report": report,
              "prediction-cost": prediction_cost,
+             "control-raw": lambda: control(RAW_AGENTS, OUT / "rl_control_raw.json", ("CartPole-PO",),
+                                            raw=True),
              "control-small": lambda: control(envs=("CartPole-PO", "MemoryChain (memory 6)")),
              "control-minatar": lambda: control(envs=("Breakout-MinAtar", "SpaceInvaders-MinAtar"))}
     for arg in sys.argv[1:] or ["throughput", "control", "prediction", "report"]:

@@ -180,7 +180,7 @@ class TDPrediction(eqx.Module):
         direction = jax.tree_util.tree_map(lambda d: -mean_over_streams(d), inc)
         updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
         model = self.model(state)
-        if hasattr(model, "update_scale"):  # a constructive network (CCN): frozen stages, 1/#features
+        if hasattr(model, "update_scale"):  # a constructive network: frozen stages, 1/#features
             scale = model.update_scale(jax.tree_util.tree_map(lambda a: a[0], carry.state))
             updates = jax.tree_util.tree_map(lambda u, s: u * s, updates, scale)
         return state._replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,

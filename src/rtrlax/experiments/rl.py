@@ -229,7 +229,8 @@ def run_predict(*, env: str = "Breakout-MinAtar", estimator: str = "snap:1", cel
         cfg = config or dict(env=env, estimator=estimator, cell=cell, network=network, hidden=hidden,
                              layers=layers, num_envs=num_envs, steps=steps, lr=lr, gamma=gamma,
                              lam=lam, window=window, seed=seed, reset_state=reset_state, stages=stages)
-        write_results(Path(out), {k: v for k, v in cfg.items() if v is not None}, history, title=f"TD(λ) prediction on {env}",
+        write_results(Path(out), {k: v for k, v in cfg.items() if v is not None}, history,
+                      title=f"TD(λ) prediction on {env}",
                       label=f"{estimator} {cell}", measures={"seconds": seconds})
     return {"history": history, "seconds": seconds, "state": state, "agent": agent}
 
