@@ -34,23 +34,35 @@ AGENTS = {
 }
 #: control environments: label -> (run_rl kwargs, environments, steps per environment)
 CONTROL_ENVS = {
-    "CartPole-PO": (dict(env="CartPole-PO"), 32, 15000),
-    "MemoryChain (memory 6)": (dict(env="MemoryChain-bsuite", memory_length=6), 32, 5000),
-    "Breakout-MinAtar": (dict(env="Breakout-MinAtar"), 16, 2000),
-    "SpaceInvaders-MinAtar": (dict(env="SpaceInvaders-MinAtar"), 16, 2000),
+    "CartPole-PO": (dict(env="CartPole-PO"), 64, 8000),
+    "MemoryChain (memory 6)": (dict(env="MemoryChain-bsuite", memory_length=6), 64, 2500),
+    "Breakout-MinAtar": (dict(env="Breakout-MinAtar"), 64, 1000),
+    "SpaceInvaders-MinAtar": (dict(env="SpaceInvaders-MinAtar"), 64, 1000),
 }
+#: the first session's runs (raw rewards and features): kept for the before/after table
+CONTROL_V1 = OUT / "rl_control_v1.json"
 SEEDS = (0, 1, 2)
 
-#: prediction: name -> run_predict kwargs
-PREDICTORS = {
-    "ColoR columnar-16": dict(estimator="color", cell="columnar", hidden=16),
-    "SnAp-1 LSTM-16": dict(estimator="snap:1", cell="lstm", hidden=16),
-    "RTRL GRU-4": dict(estimator="rtrl", cell="gru", hidden=4),
-    "online LRU 2x16": dict(estimator="onlinelru", cell="lru", network="lrunet", hidden=16, layers=2),
-    "TBPTT(8) LSTM-16": dict(estimator="tbptt:8", cell="lstm", hidden=16),
+PREDICTION_ENVS = {"Breakout-MinAtar": (4, 10000), "SpaceInvaders-MinAtar": (4, 10000)}
+PRED_CHUNK = 1000  #: chunk = MSRE window = timed chunk of the cost measurement (one compile each)
+#: the CCN's stages: 20 columns, 4 per stage, a new stage every fifth of the run
+CCN_STAGES = f"20:4:{PREDICTION_ENVS['Breakout-MinAtar'][1] // 5}"
+#: prediction, compute-matched: family -> {name: run_predict kwargs} (sizes to choose from).
+#: The reference is ColoR columnar-16; ``prediction-cost`` measures every candidate's time
+#: per step and ``prediction`` runs, per family, the candidate closest to the reference.
+REFERENCE = "ColoR columnar-16"
+PREDICTOR_FAMILIES = {
+    "ColoR columnar": {REFERENCE: dict(estimator="color", cell="columnar", hidden=16)},
+    "CCN": {"CCN 20:4 (ColoR)": dict(estimator="color", stages=CCN_STAGES, reset_state=False)},
+    "SnAp-1 LSTM": {f"SnAp-1 LSTM-{h}": dict(estimator="snap:1", cell="lstm", hidden=h) for h in (8, 16)},
+    "RTRL GRU": {f"RTRL GRU-{h}": dict(estimator="rtrl", cell="gru", hidden=h) for h in (4, 8)},
+    "online LRU": {f"online LRU 2x{h}": dict(estimator="onlinelru", cell="lru", network="lrunet", hidden=h,
+                                             layers=2) for h in (8, 16)},
+    "TBPTT(8) LSTM": {f"TBPTT(8) LSTM-{h}": dict(estimator="tbptt:8", cell="lstm", hidden=h) for h in (4, 8)},
 }
-PREDICTION_ENVS = {"Breakout-MinAtar": (4, 4000), "SpaceInvaders-MinAtar": (4, 4000)}
-ATARI = ("atari-breakout", 2, 2000, ("ColoR columnar-16", "SnAp-1 LSTM-16", "TBPTT(8) LSTM-16"))
+PREDICTORS = {n: kw for fam in PREDICTOR_FAMILIES.values() for n, kw in fam.items()}
+#: the first session's Atari rows (not compute-matched) stay in this file
+PREDICTION_V1 = OUT / "rl_prediction_v1.json"
 
 
 def _load():
@@ -59,27 +71,77 @@ def _load():
     return os.getloadavg()
 
 
-def control(only: str | None = None, path: Path = OUT / "rl_control.json") -> None:
-    """All control runs not yet in ``path`` (``only``: just that agent)."""
+#: the same-budget ablation on CartPole-PO: these agents with raw features and rewards
+RAW_AGENTS = ("SnAp-1 GRU-32", "memoryless MLP-64", "MLP-64, observation only")
+
+
+def control(only=None, path: Path = OUT / "rl_control.json", envs=None, raw: bool = False) -> None:
+    """All control runs not yet in ``path`` (``only``: just that agent; ``envs``: just
+    those environments).  Observation normalisation and reward scaling on (``run_rl``'s
+    defaults) for every agent; ``raw=True`` turns both off."""
     from rtrlax.experiments.rl import run_rl
 
     results = {}
     if path.exists():
         results = json.loads(path.read_text())["runs"]
     for env_label, (env_kw, n_envs, steps) in CONTROL_ENVS.items():
+        if envs is not None and env_label not in envs:
+            continue
         for name, kw in AGENTS.items():
             key = f"{env_label} | {name}"
-            if key in results or (only is not None and name != only):
+            if key in results or (only is not None and name not in only):
                 continue
             runs = []
             for seed in SEEDS:
                 t0 = time.perf_counter()
-                r = run_rl(**env_kw, **kw, num_envs=n_envs, steps=steps, chunk=steps // 10, seed=seed)
+                r = run_rl(**env_kw, **kw, num_envs=n_envs, steps=steps, chunk=steps // 20, seed=seed,
+                           normalize_obs=not raw, scale_reward=not raw)
                 runs.append({"history": r["history"], "seconds": time.perf_counter() - t0})
                 print(f"{key} seed {seed}: final return {r['history']['return'][-1]:.2f} "
                       f"({runs[-1]['seconds']:.1f} s, load {_load()[0]:.1f})", flush=True)
             results[key] = {"env": env_label, "agent": name, "num_envs": n_envs, "steps": steps, "runs": runs}
             path.write_text(json.dumps({"runs": results, "load": _load()}, indent=1))
+
+
+def prediction_cost(repeats: int = 3, steps: int = PRED_CHUNK) -> None:
+    """Time per environment step (µs) of every candidate predictor on Breakout-MinAtar with
+    4 environments (whole TD(λ) step: environment, behaviour policy, model, estimator,
+    update), alternately in one process, median of ``repeats`` chunks after a compile."""
+    import jax
+
+    from rtrlax.experiments.rl import run_predict
+
+    n_envs = PREDICTION_ENVS["Breakout-MinAtar"][0]
+    agents = {}
+    for name, kw in PREDICTORS.items():
+        r = run_predict(env="Breakout-MinAtar", **kw, num_envs=n_envs, steps=1, chunk=1, window=1)
+        agents[name] = (r["agent"], r["state"])
+        jax.block_until_ready(r["agent"].run(r["state"], steps, chunk=steps)[0].params)  # compile
+        print("compiled", name, flush=True)
+    times = {name: [] for name in agents}
+    for _ in range(repeats):
+        for name, (agent, state) in agents.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(agent.run(state, steps, chunk=steps)[0].params)
+            times[name].append(time.perf_counter() - t0)
+    rows = {name: 1e6 * statistics.median(t) / (steps * n_envs) for name, t in times.items()}
+    for name, us in rows.items():
+        print(f"{name}: {us:.1f} µs per env step", flush=True)
+    (OUT / "rl_prediction_cost.json").write_text(json.dumps(
+        {"us_per_env_step": rows, "env": "Breakout-MinAtar", "num_envs": n_envs, "steps": steps,
+         "repeats": repeats, "load": _load()}, indent=1))
+
+
+def matched_predictors() -> dict[str, float]:
+    """Per family, the candidate whose measured cost is closest (in ratio) to the
+    reference's: ``{name: µs per env step}``."""
+    cost = json.loads((OUT / "rl_prediction_cost.json").read_text())["us_per_env_step"]
+    ref = cost[REFERENCE]
+    pick = {}
+    for fam in PREDICTOR_FAMILIES.values():
+        name = min(fam, key=lambda n: abs(np.log(cost[n] / ref)))
+        pick[name] = cost[name]
+    return pick
 
 
 def prediction() -> None:
@@ -89,9 +151,10 @@ def prediction() -> None:
     path = OUT / "rl_prediction.json"
     if path.exists():
         results = json.loads(path.read_text())["runs"]
-    jobs = [(env, n, steps, name) for env, (n, steps) in PREDICTION_ENVS.items() for name in PREDICTORS]
-    env, n, steps, names = ATARI
-    jobs += [(env, n, steps, name) for name in names]
+    if not (OUT / "rl_prediction_cost.json").exists():
+        prediction_cost()  # same process, same chunk: the runs below reuse its compiled steps
+    names = list(matched_predictors())
+    jobs = [(env, n, steps, name) for env, (n, steps) in PREDICTION_ENVS.items() for name in names]
     for env, n, steps, name in jobs:
         key = f"{env} | {name}"
         if key in results:
@@ -99,7 +162,8 @@ def prediction() -> None:
         runs = []
         for seed in SEEDS[:2]:
             t0 = time.perf_counter()
-            r = run_predict(env=env, **PREDICTORS[name], num_envs=n, steps=steps, chunk=500, window=500,
+            r = run_predict(env=env, **PREDICTORS[name], num_envs=n, steps=steps, chunk=PRED_CHUNK,
+                            window=PRED_CHUNK,
                             seed=seed, gamma=0.9, lam=0.9, lr=1e-3)
             runs.append({"history": r["history"], "seconds": time.perf_counter() - t0})
             print(f"{key} seed {seed}: last MSRE {r['history']['msre'][-1]:.4f} "
@@ -138,9 +202,15 @@ def throughput(repeats: int = 5) -> None:
     (OUT / "rl_throughput.json").write_text(json.dumps({"rows": rows}, indent=1))
 
 
-def _final(hist, key, tail=3):
+def _final(hist, key, frac=0.3):
+    """Mean of the finite values in the last ``frac`` of the chunks."""
+    tail = max(1, int(round(frac * len(hist[key]))))
     v = [x for x in hist[key][-tail:] if np.isfinite(x)]
     return float(np.mean(v)) if v else float("nan")
+
+
+def _mean_final(rec, key):
+    return float(np.nanmean([_final(r["history"], key) for r in rec["runs"]]))
 
 
 def _panels(envs, draw, xlabel: str, ylabel: str, path) -> None:
@@ -178,8 +248,9 @@ def report() -> None:
         rows = json.loads(tp.read_text())["rows"]
         lines += ["## Throughput", "",
                   "SnAp-1 GRU-32 actor-critic on CartPole-v1: environment + network + SnAp-1 traces + "
-                  "eligibility traces + Adam update **every step**, against the same agent acting only "
-                  "(forward pass and sampling). Median of 5 timed chunks, learning and acting "
+                  "eligibility traces + Adam update **every step**, observation normalisation and reward "
+                  "scaling on (`run_rl`'s defaults), against the same agent acting only "
+                  "(forward pass and sampling, normalised with the frozen statistics). Median of 5 timed chunks, learning and acting "
                   "alternately in one process, after a compile run.", "",
                   "| environments | learning (env steps/s) | acting only (env steps/s) | learning cost / acting | load avg (1 min) |",
                   "|---:|---:|---:|---:|---:|"]
@@ -187,19 +258,24 @@ def report() -> None:
             lines.append(f"| {r['num_envs']} | {r['learn_sps']:,.0f} | {r['act_sps']:,.0f} | "
                          f"{r['ratio']:.1f}x | {r['load'][0]:.1f} |")
         lines.append("")
-    control_files = sorted(OUT.glob("rl_control*.json"))
-    if control_files:
-        runs = {}
-        for cp in control_files:
-            runs.update(json.loads(cp.read_text())["runs"])
+    cp = OUT / "rl_control.json"
+    if cp.exists():
+        runs = json.loads(cp.read_text())["runs"]
         lines += ["## Control: streaming actor-critic", "",
                   "Return of the episodes that ended in the last 30% of the run (mean ± std over "
-                  f"{len(SEEDS)} seeds), equal environment steps per agent. Adam 3e-3, γ = 0.99, "
-                  "λ = 0.9, entropy 0.01, an update every step, trunk input = [observation, previous "
-                  "action one-hot, previous reward] (the 'memoryless MLP-64' too; 'MLP-64, observation "
-                  "only' sees o_t alone: a feed-forward policy fed its previous action can keep a bit "
-                  "of memory in it). Budgets: " + "; ".join(
-                      f"{k}: {n} envs × {s} steps = {n * s:,} env steps" for k, (_, n, s) in CONTROL_ENVS.items()) + ".", ""]
+                  f"{len(SEEDS)} seeds; seeds {', '.join(map(str, SEEDS))}), equal environment steps per "
+                  "agent, the same hyper-parameters for every agent (no per-agent tuning): Adam 3e-3, "
+                  "γ = 0.99, λ = 0.9, entropy 0.01, an update every step, **observation normalisation and "
+                  "reward scaling on** (running mean/std of the features; rewards divided by the running "
+                  "std of the discounted return — `run_rl`'s defaults since this run), trunk input = "
+                  "[observation, previous action one-hot, previous reward]. 'MLP-64, observation only' is "
+                  "*the* memoryless baseline (it sees o_t alone); 'memoryless MLP-64' is fed the previous "
+                  "action and reward like the recurrent trunks and is kept as an extra row: a feed-forward "
+                  "policy fed its own previous action can keep a bit of memory in it (it solved "
+                  "MemoryChain on 1 seed of 3 in the first session that way). Budgets: " + "; ".join(
+                      f"{k}: {n} envs × {s} steps = {n * s:,} env steps" for k, (_, n, s) in CONTROL_ENVS.items())
+                  + f". Load average during the runs: {json.loads(cp.read_text()).get('load', [float('nan')])[0]:.1f} "
+                  "(1 min, at the end).", ""]
         envs = list(CONTROL_ENVS)
         lines += ["| agent | " + " | ".join(envs) + " |", "|---|" + "---:|" * len(envs)]
         for name in AGENTS:
@@ -215,6 +291,30 @@ def report() -> None:
         lines.append("")
         lines.append("![control](rl_control.png)")
         lines.append("")
+        if CONTROL_V1.exists():
+            old = json.loads(CONTROL_V1.read_text())["runs"]
+            lines += ["**Before and after the fix** on CartPole-PO. First column: the first session's runs "
+                      "(raw features and rewards, 32 envs × 15,000 steps = 480k env steps, 15,000 updates, last "
+                      "30% of 10 chunks, 3 seeds). Second: `benchmarks/rl.py control-raw`, raw features and "
+                      "rewards (`--no-normalize-obs --no-scale-reward`) at this run's budget and seeds, for "
+                      "three agents. Third: the table above.", "",
+                      "| agent | CartPole-PO, raw (480k) | raw, same budget as this run | "
+                      "CartPole-PO, normalised + scaled (this run) |",
+                      "|---|---:|---:|---:|"]
+            raw_path = OUT / "rl_control_raw.json"
+            same = json.loads(raw_path.read_text())["runs"] if raw_path.exists() else {}
+            for name in AGENTS:
+                row = []
+                for src in (old, same, runs):
+                    rec = src.get(f"CartPole-PO | {name}")
+                    if rec is None:
+                        row.append("not run")
+                        continue
+                    finals = [_final(r["history"], "return") for r in rec["runs"]]
+                    row.append(f"{np.nanmean(finals):.2f} ± {np.nanstd(finals):.2f}")
+                lines.append(f"| {name} | " + " | ".join(row) + " |")
+            lines.append("")
+
         def draw_control(ax, env):
             for name in AGENTS:
                 rec = runs.get(f"{env} | {name}")
@@ -229,31 +329,57 @@ def report() -> None:
     pp = OUT / "rl_prediction.json"
     if pp.exists():
         runs = json.loads(pp.read_text())["runs"]
-        envs = list(dict.fromkeys(r["env"] for r in runs.values()))
-        lines += ["## Prediction: TD(λ) policy evaluation", "",
-                  "MSRE of the last 3 windows of 500 steps (mean over 2 seeds) and, in brackets, the MSRE of "
-                  "predicting 0 on the same steps. TD(λ) with RMSProp-normalised steps "
-                  "(`rx.td_rmsprop(1e-3)`), γ = 0.9, λ = 0.9, model state reset at episode ends; "
-                  "behaviour policies scripted (`rtrlax.tasks.envs.behaviour_policy`: Breakout follows "
-                  "the ball, Space Invaders random, ε = 0.1); Atari Breakout through ale-py under a "
-                  "uniformly random policy (frame skip 4, sticky actions 0.25, 16×16 grey features). "
-                  "Budgets: " + "; ".join(f"{e}: {n} envs × {s} steps" for e, (n, s) in PREDICTION_ENVS.items())
-                  + f"; {ATARI[0]}: {ATARI[1]} envs × {ATARI[2]} steps.", "",
-                  "| predictor | " + " | ".join(envs) + " |", "|---|" + "---:|" * len(envs)]
-        for name in PREDICTORS:
+        cost = json.loads((OUT / "rl_prediction_cost.json").read_text())
+        envs = list(PREDICTION_ENVS)
+        names = list(dict.fromkeys(r["agent"] for r in runs.values()))
+        lines += ["## Prediction: TD(λ) policy evaluation, compute-matched", "",
+                  "**Compute match.** `benchmarks/rl.py prediction-cost` times one whole TD(λ) step "
+                  f"(environment, behaviour policy, model, estimator, update; {cost['num_envs']} environments, "
+                  f"median of {cost['repeats']} chunks of {cost['steps']} steps, all candidates alternately "
+                  f"in one process, load average {cost['load'][0]:.1f}) for several sizes of each "
+                  f"predictor family on {cost['env']}; `prediction` then runs, per family, the size whose "
+                  f"cost is closest to the reference ({REFERENCE}). Measured costs (µs per environment "
+                  "step; the chosen size in bold):", "",
+                  "| candidate | µs / env step | cost / reference |", "|---|---:|---:|"]
+        ref = cost["us_per_env_step"][REFERENCE]
+        for name, us in cost["us_per_env_step"].items():
+            label = f"**{name}**" if name in names else name
+            lines.append(f"| {label} | {us:.1f} | {us / ref:.2f} |")
+        lines += ["", f"MSRE over the last 30% of the windows of {PRED_CHUNK:,} steps (mean ± std over 2 seeds, "
+                  "seeds 0 and 1) and, in brackets, the MSRE of predicting 0 on the same steps. TD(λ) with "
+                  "RMSProp-normalised steps (`rx.td_rmsprop(1e-3)`), γ = 0.9, λ = 0.9, model state reset at "
+                  "episode ends (the CCN keeps its state running: its stages follow its step count); "
+                  "behaviour policies scripted (`rtrlax.tasks.envs.behaviour_policy`: Breakout follows the "
+                  "ball, Space Invaders random, ε = 0.1). Budgets: " + "; ".join(
+                      f"{e}: {n} envs × {s:,} steps" for e, (n, s) in PREDICTION_ENVS.items())
+                  + f"; the CCN adds 4 columns every {int(CCN_STAGES.split(':')[2]):,} steps.", "",
+                  "| predictor | µs / env step | " + " | ".join(envs) + " |",
+                  "|---|---:|" + "---:|" * len(envs)]
+        for name in names:
             cells = []
             for env in envs:
                 rec = runs.get(f"{env} | {name}")
                 if rec is None:
                     cells.append("not run")
                     continue
-                m = np.nanmean([_final(r["history"], "msre") for r in rec["runs"]])
+                m = [_final(r["history"], "msre") for r in rec["runs"]]
                 z = np.nanmean([_final(r["history"], "msre_zero") for r in rec["runs"]])
-                cells.append(f"{m:.4f} ({z:.4f})")
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+                cells.append(f"{np.nanmean(m):.4f} ± {np.nanstd(m):.4f} ({z:.4f})")
+            lines.append(f"| {name} | {cost['us_per_env_step'][name]:.1f} | " + " | ".join(cells) + " |")
         lines += ["", "![prediction](rl_prediction.png)", ""]
+        if PREDICTION_V1.exists():
+            old = json.loads(PREDICTION_V1.read_text())["runs"]
+            atari = {k: v for k, v in old.items() if v["env"].startswith("atari-")}
+            if atari:
+                lines += ["Atari Breakout through ale-py (the first session's runs, **not** compute-matched "
+                          "and not re-run: uniformly random behaviour policy, frame skip 4, sticky actions "
+                          "0.25, 16×16 grey features, 2 envs × 2,000 steps, 2 seeds, windows of 500 steps): "
+                          + "; ".join(f"{v['agent']} {_mean_final(v, 'msre'):.4f}" for v in atari.values())
+                          + f" against predicting zero {_mean_final(next(iter(atari.values())), 'msre_zero'):.4f}.",
+                          ""]
+
         def draw_prediction(ax, env):
-            for name in PREDICTORS:
+            for name in names:
                 rec = runs.get(f"{env} | {name}")
                 if rec is None:
                     continue
@@ -271,6 +397,10 @@ def report() -> None:
 
 if __name__ == "__main__":
     parts = {"control": control, "prediction": prediction, "throughput": throughput, "report": report,
-             "control-obs-only": lambda: control("MLP-64, observation only", OUT / "rl_control_obs_only.json")}
+             "prediction-cost": prediction_cost,
+             "control-raw": lambda: control(RAW_AGENTS, OUT / "rl_control_raw.json", ("CartPole-PO",),
+                                            raw=True),
+             "control-small": lambda: control(envs=("CartPole-PO", "MemoryChain (memory 6)")),
+             "control-minatar": lambda: control(envs=("Breakout-MinAtar", "SpaceInvaders-MinAtar"))}
     for arg in sys.argv[1:] or ["throughput", "control", "prediction", "report"]:
         parts[arg]()

@@ -124,6 +124,39 @@ def test_combined_trace_equals_separate_traces():
     assert _rel(out[0], out[1]) <= 1e-10
 
 
+def _pooled(samples):
+    """Mean and variance of all ``samples`` pooled with the prior (weight 1e-4, mean 0, var 1)."""
+    w = 1e-4
+    tot = w + samples.size
+    mean = samples.sum() / tot
+    return mean, (w * (1.0 + mean**2) + ((samples - mean) ** 2).sum()) / tot
+
+
+def test_normalised_observations_and_scaled_rewards_equal_preprocessing_by_hand():
+    xs, rewards, firsts, actions = _trajectory(seed=6)
+    xs = xs * jnp.array([1.0, 30.0, 0.01, 3.0]) + 2.0  # features on different scales
+    agent = _agent(rx.RTRL(), normalize_obs=True, scale_reward=True)
+    new, _ = agent.learn(agent.init(jax.random.key(0), num_envs=B), xs, rewards, firsts, actions)
+    x, r, f = np.asarray(xs), np.asarray(rewards), np.asarray(firsts)
+    g, gs = np.zeros(B), np.zeros((B, T))  # G_t = γ G_{t-1} + r_t, restarted after an episode start
+    for t in range(T):
+        gs[:, t] = g = GAMMA * g + r[:, t]
+        g = np.where(f[:, t], 0.0, g)
+    xn, rn = np.zeros_like(x), np.zeros_like(r)
+    for t in range(T):  # the statistics include step t itself
+        stats = [_pooled(x[:, : t + 1, i]) for i in range(ENV.obs_size)]
+        mu, var = (np.array(a) for a in zip(*stats))
+        xn[:, t] = np.clip((x[:, t] - mu) / np.sqrt(var + 1e-8), -5.0, 5.0)
+        rn[:, t] = r[:, t] / np.sqrt(_pooled(gs[:, : t + 1])[1] + 1e-8)
+    plain = _agent(rx.RTRL())
+    ref, _ = plain.learn(plain.init(jax.random.key(0), num_envs=B), jnp.asarray(xn), jnp.asarray(rn),
+                         firsts, actions)
+    assert _rel(new.grad_sum, ref.grad_sum) <= 1e-10
+    assert _rel(new.obs_stats.mean, jnp.asarray(mu)) <= 1e-12
+    raw, _ = plain.learn(plain.init(jax.random.key(0), num_envs=B), xs, rewards, firsts, actions)
+    assert _rel(raw.grad_sum, ref.grad_sum) > 0.1  # the preprocessing changed the update
+
+
 def test_episode_end_resets_only_that_environment():
     xs, rewards, firsts, actions = _trajectory(seed=5)  # ends at step 3 (env 0), 5 (env 1)
     agent = _agent(rx.RTRL())
@@ -182,7 +215,8 @@ def test_nan_observation_from_an_environment_is_a_clear_error():
 
 @pytest.mark.slow
 def test_run_save_restore_is_bit_identical(tmp_path):
-    agent = ActorCritic(_model(), rx.SnAp(1), optax.adam(1e-2), ENV, entropy=0.01)
+    agent = ActorCritic(_model(), rx.SnAp(1), optax.adam(1e-2), ENV, entropy=0.01,
+                        normalize_obs=True, scale_reward=True)  # their statistics are state too
     st, _ = agent.run(agent.init(jax.random.key(1), num_envs=3), 20, chunk=20)
     agent.save(st, tmp_path / "ckpt")
     a, ha = agent.run(st, 20, chunk=20)
@@ -230,6 +264,22 @@ def test_prediction_model_state_at_episode_ends(reset_state):
     assert float(jnp.max(jnp.abs(v[:, 1] - v2[:, 1]))) == 0.0  # env 1 untouched
 
 
+@pytest.mark.slow  # ~45 s on the loaded 2-core machine (two compiles of a CCN step)
+def test_prediction_drives_a_constructive_network_stage_by_stage():
+    from rtrlax.agents.prediction import TDPrediction
+
+    ccn = rx.Constructive(N_IN, "4:2:7", key=jax.random.key(0))  # 2 stages of 2 columns, 7 steps each
+    with pytest.raises(ValueError, match="reset_state=False"):
+        TDPrediction(ccn, rx.ColoR(), rx.td_rmsprop(1e-2), ENV)
+    agent = TDPrediction(ccn, rx.ColoR(), rx.td_rmsprop(1e-2), ENV, gamma=0.9, reset_state=False)
+    st0 = agent.init(jax.random.key(0), num_envs=B)
+    half, _ = agent.learn(st0, *_trajectory(seed=7))  # steps 0-6: stage 0 learns
+    full, _ = agent.learn(half, *_trajectory(seed=8))  # steps 7-13: stage 0 frozen, stage 1 learns
+    stage = lambda st, s: st.params.stages[s]  # noqa: E731
+    assert _rel(stage(half, 1), stage(st0, 1)) == 0.0 and _rel(stage(half, 0), stage(st0, 0)) > 0
+    assert _rel(stage(full, 0), stage(half, 0)) == 0.0 and _rel(stage(full, 1), stage(half, 1)) > 0
+
+
 @pytest.mark.slow
 def test_prediction_runs_on_cartpole_and_scores_msre():
     from rtrlax.agents.prediction import TDPrediction
@@ -273,6 +323,9 @@ def test_rl_command_line_checks_arguments_before_building():
     add_predict(sub)
     ok = parser.parse_args(["rl", "--env", "CartPole-PO", "--estimator", "color", "--cell", "columnar"])
     ok.check(ok)
+    assert ok.normalize_obs and ok.scale_reward  # on by default
+    raw = parser.parse_args(["rl", "--env", "CartPole-PO", "--no-normalize-obs", "--no-scale-reward"])
+    assert not raw.normalize_obs and not raw.scale_reward
     for argv, msg in [
         (["rl", "--env", "CartPol"], "unknown environment 'CartPol'"),
         (["rl", "--env", "CartPole-v1", "--estimator", "color", "--cell", "gru"], "does not support cell"),
@@ -293,7 +346,8 @@ def test_run_rl_and_run_predict_write_results(tmp_path):
     r = run_rl(env="MemoryChain-bsuite", memory_length=3, estimator="tbptt:1", cell="ff", hidden=8,
                num_envs=4, steps=40, chunk=20, out=tmp_path / "rl")
     assert r["history"]["env_steps"] == [80.0, 160.0] and r["history"]["episodes"][0] > 0
-    assert json.loads((tmp_path / "rl" / "metrics.json").read_text())["config"]["env"] == "MemoryChain-bsuite"
+    config = json.loads((tmp_path / "rl" / "metrics.json").read_text())["config"]
+    assert config["env"] == "MemoryChain-bsuite" and config["normalize_obs"] and config["scale_reward"]
     p = run_predict(env="CartPole-v1", estimator="snap:1", cell="gru", hidden=4, num_envs=2, steps=40,
                     chunk=20, window=20, out=tmp_path / "pred")
     assert p["history"]["step"] == [20.0, 40.0] and (tmp_path / "pred" / "curve.png").exists()

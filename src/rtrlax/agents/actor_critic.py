@@ -81,6 +81,33 @@ class ACState(NamedTuple):
     grad_sum: PyTree  #: −Σ Δ since the last update (update_every > 1)
     step: Array  #: steps taken
     key: PRNGKeyArray
+    obs_stats: "Moments"  #: running moments of the features (``normalize_obs``)
+    ret_stats: "Moments"  #: running moments of the discounted reward sum (``scale_reward``)
+    disc_return: Float[Array, " B"]  #: per environment: Σ γ^k r since the episode started
+
+
+class Moments(NamedTuple):
+    """Running mean and (population) variance of a stream of batches, pooled exactly
+    (Chan et al.'s parallel update) from a prior of weight ``1e-4`` with mean 0 and
+    variance 1 — the normaliser of Elsayed, Vasan & Mahmood (2024)."""
+
+    count: Array
+    mean: Array
+    var: Array
+
+
+def moments_init(shape, dtype) -> Moments:
+    return Moments(jnp.asarray(1e-4, dtype), jnp.zeros(shape, dtype), jnp.ones(shape, dtype))
+
+
+def moments_update(m: Moments, batch) -> Moments:
+    """Pool the batch ``[n, *shape]`` into ``m``."""
+    n = batch.shape[0]
+    bm, bv = jnp.mean(batch, 0), jnp.var(batch, 0)
+    tot = m.count + n
+    d = bm - m.mean
+    m2 = m.var * m.count + bv * n + d * d * m.count * n / tot
+    return Moments(tot, m.mean + d * n / tot, m2 / tot)
 
 
 class StepInfo(NamedTuple):
@@ -176,6 +203,16 @@ class ActorCritic(eqx.Module):
         update_every: K; apply the optimizer to ``Σ Δ`` every K steps.
         combine: keep one combined trace when ``lam_pi == lam`` (default).
         feed_action_reward: append ``onehot(a_{t-1})`` and ``r_t`` to the trunk input.
+        normalize_obs: feed the trunk ``clip((x − μ) / √(σ² + 10⁻⁸), ±obs_clip)`` with
+            ``μ, σ²`` the running moments of the features over all environments and
+            steps so far, updated with the step's batch before use (Elsayed, Vasan &
+            Mahmood, 2024, "Streaming deep RL finally works").
+        scale_reward: use ``r_t / √(σ²_G + 10⁻⁸)`` everywhere (TD error, trunk input),
+            ``σ²_G`` the running variance of each environment's discounted reward sum
+            ``G_t = γ G_{t−1} + r_t`` (reset at episode starts), as in the same paper:
+            it keeps the value's scale near 1, so the critic's gradient does not drown the
+            actor's in the shared trunk.
+        obs_clip: the clip of the normalised features.
     """
 
     static: PyTree
@@ -192,10 +229,13 @@ class ActorCritic(eqx.Module):
     update_every: int = eqx.field(static=True)
     combine: bool = eqx.field(static=True)
     feed_action_reward: bool = eqx.field(static=True)
+    normalize_obs: bool = eqx.field(static=True)
+    scale_reward: bool = eqx.field(static=True)
+    obs_clip: float = eqx.field(static=True)
 
     def __init__(self, model, estimator, optimizer, env, *, gamma=0.99, lam=0.9, lam_pi=None,
                  alpha_v=1.0, alpha_pi=1.0, entropy=0.01, update_every=1, combine=True,
-                 feed_action_reward=True):
+                 feed_action_reward=True, normalize_obs=False, scale_reward=False, obs_clip=5.0):
         if not isinstance(estimator, AbstractOnlineEstimator):
             raise ValueError(
                 f"ActorCritic needs an online estimator (rx.RTRL(), rx.SnAp(1), rx.ColoR(), "
@@ -213,6 +253,8 @@ class ActorCritic(eqx.Module):
         for name, v in (("gamma", gamma), ("lam", lam), ("lam_pi", lam_pi)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {v}.")
+        if not obs_clip > 0:
+            raise ValueError(f"obs_clip must be > 0, got {obs_clip!r}.")
         if not isinstance(update_every, int) or isinstance(update_every, bool) or update_every < 1:
             raise ValueError(f"update_every must be a positive integer, got {update_every!r}.")
         n_in = trunk_input_size(env, feed_action_reward)
@@ -237,6 +279,8 @@ class ActorCritic(eqx.Module):
         self.update_every = update_every
         self.combine = bool(combine) and lam_pi == lam
         self.feed_action_reward = bool(feed_action_reward)
+        self.normalize_obs, self.scale_reward = bool(normalize_obs), bool(scale_reward)
+        self.obs_clip = float(obs_clip)
 
     # --- state -----------------------------------------------------------------------------
 
@@ -259,12 +303,32 @@ class ActorCritic(eqx.Module):
         fz = jnp.zeros((num_envs,), dtype)
         return ACState(params, self.optimizer.init(params), carry, trace, fz, env_state, obs,
                        fz, jnp.ones((num_envs,), bool), jnp.zeros((num_envs,), jnp.int32), fz,
-                       zeros, jnp.zeros((), jnp.int32), key)
+                       zeros, jnp.zeros((), jnp.int32), key, moments_init((self.env.obs_size,), dtype),
+                       moments_init((), dtype), fz)
 
     def _fresh(self, model, key):
         return self.estimator.init(model, key=key)
 
     # --- one step ---------------------------------------------------------------------------
+
+    def _normalise(self, stats: Moments, x):
+        return jnp.clip((x - stats.mean) / jnp.sqrt(stats.var + 1e-8), -self.obs_clip, self.obs_clip)
+
+    def _preprocess(self, state: ACState, x):
+        """Observation normalisation and reward scaling (when enabled): the features and
+        rewards the agent uses at this step, and the state with updated statistics."""
+        dtype = state.reward.dtype
+        x, reward = x.astype(dtype), state.reward
+        if self.normalize_obs:
+            stats = moments_update(state.obs_stats, x)
+            x = jax.vmap(self._normalise, in_axes=(None, 0))(stats, x)
+            state = state._replace(obs_stats=stats)
+        if self.scale_reward:
+            g = self.gamma * state.disc_return + reward
+            stats = moments_update(state.ret_stats, g)
+            reward = reward / jnp.sqrt(stats.var + 1e-8)
+            state = state._replace(ret_stats=stats, disc_return=jnp.where(state.first, 0.0, g))
+        return state, x, reward
 
     def _trunk_input(self, x, prev_action, reward, first):
         if not self.feed_action_reward:
@@ -321,13 +385,14 @@ class ActorCritic(eqx.Module):
     def _batch_step(self, state: ACState, x, keys, forced=None):
         """The agent step of every environment (vmap) and the update it may end with."""
         b = x.shape[0]
+        state, x, reward = self._preprocess(state, x)
         if forced is None:
             forced, use = jnp.zeros((b,), jnp.int32), jnp.zeros((b,), bool)
         else:
             use = jnp.ones((b,), bool)
         carry, trace, inc, info = jax.vmap(
             self.env_step, in_axes=(None, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        )(state.params, state.carry, state.trace, state.v_prev, x, state.reward, state.first,
+        )(state.params, state.carry, state.trace, state.v_prev, x, reward, state.first,
           state.prev_action, keys, forced, use)
         grad_sum = jax.tree_util.tree_map(lambda s, d: s - mean_over_streams(d), state.grad_sum, inc)
         step = state.step + 1
@@ -433,6 +498,12 @@ class ActorCritic(eqx.Module):
         """Acting only: the trunk's plain forward pass and a sampled action."""
         model = self.model(state)
         fresh = self._fresh(model, None)
+        x = x.astype(state.reward.dtype)
+        if self.normalize_obs:
+            x = jax.vmap(self._normalise, in_axes=(None, 0))(state.obs_stats, x)
+        reward = state.reward
+        if self.scale_reward:
+            reward = reward / jnp.sqrt(state.ret_stats.var + 1e-8)
 
         def one(carry, x, reward, first, prev_action, key):
             carry = _where(first, fresh, carry)
@@ -442,7 +513,7 @@ class ActorCritic(eqx.Module):
             a = jax.random.categorical(key, y[1:]).astype(jnp.int32)
             return carry._replace(state=s), a, -jnp.sum(jnp.exp(logp) * logp)
 
-        carry, a, ent = jax.vmap(one)(state.carry, x, state.reward, state.first, state.prev_action, keys)
+        carry, a, ent = jax.vmap(one)(state.carry, x, reward, state.first, state.prev_action, keys)
         return state._replace(carry=carry, prev_action=a, step=state.step + 1), a, ent
 
     # --- replaying a given trajectory --------------------------------------------------------

@@ -89,6 +89,11 @@ class TDPrediction(eqx.Module):
         env: an :class:`~rtrlax.tasks.envs.EnvStream`; ``policy``: ``policy(key, raw_obs)
             -> action`` (default :func:`~rtrlax.tasks.envs.behaviour_policy` of ``env.name``).
         gamma, lam: discount and trace decay; ``reset_state``: see the module docstring.
+
+    A model with ``update_scale(state)`` (:class:`rtrlax.Constructive`, the CCN) gets its
+    per-parameter step-size factors applied to the optimizer's update, as
+    :class:`rtrlax.TDLambda` does; its stages follow its own step count, so it needs
+    ``reset_state=False`` (all environments then share one count).
     """
 
     static: PyTree
@@ -120,6 +125,11 @@ class TDPrediction(eqx.Module):
                 f"reads {n_in} (observation {env.obs_size} + one-hot action {env.num_actions} + "
                 f"reward 1): build it with input_size={n_in}."
             )
+        if hasattr(model, "update_scale") and reset_state:
+            raise ValueError(
+                f"{type(model).__name__} adds features by its own step count, which an episode "
+                "reset would restart: use reset_state=False (the CCN papers keep the state "
+                "running across episodes).")
         self.params0, self.static = split_params(model)
         self.estimator = bind_estimator(estimator, model)
         self.optimizer, self.env = optimizer, env
@@ -169,6 +179,10 @@ class TDPrediction(eqx.Module):
             state.params, state.carry, state.trace, state.v_prev, state.prev_action, tr)
         direction = jax.tree_util.tree_map(lambda d: -mean_over_streams(d), inc)
         updates, opt_state = self.optimizer.update(direction, state.opt_state, state.params)
+        model = self.model(state)
+        if hasattr(model, "update_scale"):  # a constructive network: frozen stages, 1/#features
+            scale = model.update_scale(jax.tree_util.tree_map(lambda a: a[0], carry.state))
+            updates = jax.tree_util.tree_map(lambda u, s: u * s, updates, scale)
         return state._replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state,
                               carry=carry, trace=trace, v_prev=v, prev_action=tr.action,
                               step=state.step + 1), v

@@ -62,11 +62,18 @@ def check_env(name: str) -> None:
     registry.get("environment", name)
 
 
-def _model(estimator, cell, network, n_in, n_out, hidden, layers, key):
+def _model(estimator, cell, network, n_in, n_out, hidden, layers, key, stages=None):
     import jax
 
     from ..agents.actor_critic import Memoryless
 
+    if stages is not None:
+        from ..nets.ccn import Constructive
+
+        if estimator != "color" or n_out != 1:
+            raise ValueError("a constructive network (stages=...) predicts one number and is "
+                             "learned by --estimator color.")
+        return Constructive(n_in, stages, key=key)
     if cell == FEEDFORWARD:
         if not estimator.startswith(("tbptt", "rtrl", "uoro")):
             raise ValueError("the feed-forward baseline (cell 'ff') has no recurrent core: use "
@@ -99,14 +106,17 @@ def run_rl(*, env: str = "CartPole-PO", estimator: str = "snap:1", cell: str = "
            steps: int = 2000, lr: float = 3e-3, gamma: float = 0.99, lam: float = 0.9,
            entropy: float = 0.01, update_every: int = 1, chunk: int = 500, seed: int = 0,
            memory_length: int | None = None, feed_action_reward: bool = True,
-           out: Path | None = None, save: Path | None = None,
+           normalize_obs: bool = True, scale_reward: bool = True, out: Path | None = None, save: Path | None = None,
            resume: Path | None = None, quiet: bool = True, config: dict | None = None) -> dict:
     """The actor-critic for ``steps`` steps of each of ``num_envs`` environments (Adam,
     ``lr``).  History per chunk: ``step`` (steps per environment), ``env_steps``,
     ``return`` (mean return of the episodes that ended), ``episodes``, ``reward``,
     ``entropy``.  ``feed_action_reward=False``: the trunk reads the observation only (a
     truly reactive baseline; otherwise a feed-forward policy can keep a bit of memory
-    in its previous action)."""
+    in its previous action).  ``normalize_obs`` / ``scale_reward`` (on by default): the
+    running observation normalisation and reward scaling of
+    :class:`~rtrlax.agents.actor_critic.ActorCritic` — without them the recurrent
+    agents do not learn partially observable CartPole (docs/results/rl.md)."""
     import jax
 
     from ..agents.actor_critic import ActorCritic, trunk_input_size
@@ -119,7 +129,8 @@ def run_rl(*, env: str = "CartPole-PO", estimator: str = "snap:1", cell: str = "
     model = _model(estimator, cell, network, trunk_input_size(stream, feed_action_reward),
                    1 + stream.num_actions, hidden, layers, k_model)
     agent = ActorCritic(model, est, _optimizer("adam", lr), stream, gamma=gamma, lam=lam, entropy=entropy,
-                        update_every=update_every, feed_action_reward=feed_action_reward)
+                        update_every=update_every, feed_action_reward=feed_action_reward,
+                        normalize_obs=normalize_obs, scale_reward=scale_reward)
     state = agent.restore(resume, num_envs=num_envs) if resume else agent.init(k_agent, num_envs=num_envs)
     bar = None
     if not quiet:
@@ -146,7 +157,8 @@ def run_rl(*, env: str = "CartPole-PO", estimator: str = "snap:1", cell: str = "
         cfg = config or dict(env=env, estimator=estimator, cell=cell, network=network, hidden=hidden,
                              layers=layers, num_envs=num_envs, steps=steps, lr=lr, gamma=gamma,
                              lam=lam, entropy=entropy, update_every=update_every, seed=seed,
-                             memory_length=memory_length, feed_action_reward=feed_action_reward)
+                             memory_length=memory_length, feed_action_reward=feed_action_reward,
+                             normalize_obs=normalize_obs, scale_reward=scale_reward)
         write_results(Path(out), {k: v for k, v in cfg.items() if v is not None}, history,
                       title=f"actor-critic on {_env_name(env, memory_length)}", label=f"{estimator} {cell}",
                       measures={"seconds": seconds, "env_steps_per_second": steps * num_envs / seconds})
@@ -160,9 +172,12 @@ def run_predict(*, env: str = "Breakout-MinAtar", estimator: str = "snap:1", cel
                 network: str = "readout", hidden: int = 16, layers: int = 1, num_envs: int = 4,
                 steps: int = 5000, lr: float = 1e-3, gamma: float = 0.9, lam: float = 0.9,
                 window: int = 1000, chunk: int = 1000, seed: int = 0, reset_state: bool = True,
-                out: Path | None = None, quiet: bool = True, config: dict | None = None) -> dict:
+                stages: str | None = None, out: Path | None = None, quiet: bool = True, config: dict | None = None) -> dict:
     """TD(λ) prediction with ``rx.td_rmsprop(lr)`` under the behaviour policy; history per
-    window: ``step``, ``msre``, ``msre_zero`` (the MSRE of predicting 0), ``scored``."""
+    window: ``step``, ``msre``, ``msre_zero`` (the MSRE of predicting 0), ``scored``.
+    ``stages="total:per_stage:steps"`` predicts with a constructive network
+    (:class:`rtrlax.Constructive`, the CCN; ``estimator="color"``, ``reset_state=False``)
+    instead of ``cell``/``network``/``hidden``."""
     import jax
     import numpy as np
 
@@ -181,7 +196,7 @@ def run_predict(*, env: str = "Breakout-MinAtar", estimator: str = "snap:1", cel
     est = registry.make_estimator(estimator)
     k_model, k_agent = jax.random.split(jax.random.key(seed))
     model = _model(estimator, cell, network, stream.obs_size + stream.num_actions + 1, 1, hidden,
-                   layers, k_model)
+                   layers, k_model, stages=stages)
     agent = TDPrediction(model, est, _optimizer("td_rmsprop", lr), stream, gamma=gamma, lam=lam,
                          reset_state=reset_state)
     state = agent.init(k_agent, num_envs=num_envs)
@@ -213,8 +228,9 @@ def run_predict(*, env: str = "Breakout-MinAtar", estimator: str = "snap:1", cel
     if out is not None:
         cfg = config or dict(env=env, estimator=estimator, cell=cell, network=network, hidden=hidden,
                              layers=layers, num_envs=num_envs, steps=steps, lr=lr, gamma=gamma,
-                             lam=lam, window=window, seed=seed, reset_state=reset_state)
-        write_results(Path(out), cfg, history, title=f"TD(λ) prediction on {env}",
+                             lam=lam, window=window, seed=seed, reset_state=reset_state, stages=stages)
+        write_results(Path(out), {k: v for k, v in cfg.items() if v is not None}, history,
+                      title=f"TD(λ) prediction on {env}",
                       label=f"{estimator} {cell}", measures={"seconds": seconds})
     return {"history": history, "seconds": seconds, "state": state, "agent": agent}
 
@@ -269,6 +285,10 @@ def add_rl(sub):
     p.add_argument("--entropy", type=float, default=0.01, help="entropy weight β")
     p.add_argument("--update-every", type=int, default=1)
     p.add_argument("--memory-length", type=int, default=None, help="MemoryChain: steps to remember")
+    p.add_argument("--no-normalize-obs", dest="normalize_obs", action="store_false",
+                   help="feed raw features (default: running mean/std normalisation)")
+    p.add_argument("--no-scale-reward", dest="scale_reward", action="store_false",
+                   help="use raw rewards (default: divided by the running std of the discounted return)")
     p.add_argument("--save", type=Path, default=None)
     p.add_argument("--resume", type=Path, default=None)
     p.set_defaults(func=_run_rl_cli, check=check_args, command_name="rl")
@@ -293,8 +313,8 @@ def _kwargs(args, names) -> dict[str, Any]:
 
 def _run_rl_cli(args) -> dict:
     names = ("env", "estimator", "cell", "network", "hidden", "layers", "num_envs", "steps", "lr",
-             "gamma", "lam", "entropy", "update_every", "seed", "memory_length", "out", "save",
-             "resume", "quiet")
+             "gamma", "lam", "entropy", "update_every", "seed", "memory_length", "normalize_obs",
+             "scale_reward", "out", "save", "resume", "quiet")
     out = args.out or Path("runs") / f"rl-{args.env}-{args.estimator.replace(':', '')}-{args.cell}"
     res = run_rl(**(_kwargs(args, names) | {"out": out, "config": args.resolved}))
     print(f"wrote {out}/metrics.json, metrics.csv, curve.png ({res['seconds']:.1f} s)")
