@@ -1,7 +1,7 @@
-"""EGRU activity sparsity: the activity regulariser's term and gradient, the
-pseudo-derivative window, and that SparseRTRL skips exactly the units outside it."""
+"""EGRU activity sparsity: the activity regulariser's term and gradient, and the
+pseudo-derivative window that sets the backward activity (that SparseRTRL processes
+exactly the backward-active units is tested in test_sparse_rtrl.py)."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -31,23 +31,3 @@ def test_window_width_sets_backward_activity():
     wide = rx.EGRU(2, 26, key=jax.random.key(0), pseudo_width=1.0)
     silent = ~narrow.fired(state)
     assert int(jnp.sum(narrow.backward_active(state) & silent)) < int(jnp.sum(wide.backward_active(state) & silent))
-
-
-def test_sparse_rtrl_processes_exactly_the_backward_active_units():
-    cell = rx.EGRU(3, 12, key=jax.random.key(1), threshold_init=0.1, pseudo_width=0.2)
-    xs = 2 * jax.random.normal(jax.random.key(2), (12, 3))
-    est = rx.SparseRTRL(4, dense_above=1.0)
-
-    @eqx.filter_jit
-    def run(cell, xs):
-        def body(carry, x):
-            before = cell.backward_active(carry.state)
-            carry, _ = est.step(cell, carry, x, jnp.zeros(12), lambda y, t: jnp.sum(y * t))
-            return carry, (before, carry.traces[0].active)
-
-        return jax.lax.scan(body, est.init(cell), xs)[1]
-
-    before, active = run(cell, xs)
-    # from step 2 on (M_0 = 0 at step 1) the units processed are those active before it
-    assert jnp.array_equal(active[1:], jnp.sum(before[1:], axis=1))
-    assert int(jnp.min(active[1:])) < 12
