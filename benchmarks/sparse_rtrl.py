@@ -435,15 +435,16 @@ def part_b(task, args, log):
 
 def write(a_rows, b_rows, args, seconds):
     OUT.mkdir(parents=True, exist_ok=True)
+    args.part_b_seconds = seconds
     cmd = "python benchmarks/sparse_rtrl.py " + " ".join(args.argv)
     if args.reuse_a:
-        cmd = f"{args.command_a}` (part A), then `{cmd.strip()}` (part B)"
+        cmd = f"{args.command_a}` (part A), then `{cmd.strip()}"
     else:
         args.command_a = cmd.strip()
     lines = [
         "# Sparse exact RTRL with EGRUs: character-level LM on tinyshakespeare",
         "",
-        f"Command: `{cmd.strip()}`  ",
+        f"Command: `{cmd.strip()}`" + (" (part B)" if args.reuse_a else "") + "  ",
         f"Machine: {machine_description()} — **shared with other jobs while part B ran (load "
         f"average {args.load_before[0]:.1f} at its start, {args.load_after[0]:.1f} at its end, on "
         "2 cores), so absolute times are noisy; the ratios were measured alternately in one "
@@ -489,7 +490,8 @@ def write(a_rows, b_rows, args, seconds):
         "## Notes",
         "",
         "- Exactness: SparseRTRL equals dense `rx.RTRL()` and BPTT to ≤ 1e-10 in float64 "
-        "(tests/test_sparse_rtrl.py, including capacity overflow); the speed-ups here cost no accuracy.",
+        "(tests/test_sparse_rtrl.py: the dense path, the chunked path, capacity overflow); the "
+        "speed-ups here cost no accuracy.",
         "- Memory: the compressed influence matrix is `[m=2, k, n]` with `n` = kept parameters "
         "(unmasked weights + all biases + thresholds), against dense RTRL's `[2k, P_r]` over the "
         "cell's parameters (masked weights included; the readout is outside M for both).",
@@ -497,19 +499,25 @@ def write(a_rows, b_rows, args, seconds):
         "`y`-row of M is zero, i.e. it did not fire *and* lies outside the pseudo-derivative "
         "window `|c − ϑ| < w`. With the default width w = 1 and thresholds near 0.3, almost every "
         "unit lies inside the window, so the backward activity stays high even when few units "
-        "fire; the savings then come mainly from parameter sparsity. A narrower window (the "
-        "'pd width 0.3' row) makes the backward activity track the forward one.",
-        "- Capacity: active units are processed in chunks of `capacity·k` units inside a "
-        "`fori_loop` whose trip count is `ceil(active / C)` (exact at any activity; under `vmap` "
-        "the loop runs the maximum over streams). At small hidden sizes the per-chunk overhead "
-        "(gathers, a scatter for the immediate terms, loop control) is comparable to the "
-        "arithmetic, so wall-clock gains there are smaller than the op reduction.",
+        "fire; the savings then come mainly from parameter sparsity (part A). Part B trains with "
+        "a narrow window (w = 0.1) and the activity regulariser, and the backward activity then "
+        "tracks the forward one.",
+        "- Paths: more than `dense_above` (½) of the units active → one dense `[m·k, k] @ [k, n]` "
+        "product over all units (the 'all units' column forces it); otherwise the active units "
+        "in chunks of `capacity·k` units inside a `fori_loop` whose trip count is "
+        "`ceil(active / C)` (exact at any activity; under `vmap` the batch's largest count sets "
+        "the path and the trip count). The op count follows the units actually processed "
+        "(`ceil(active / C)·C`), so the capacity's rounding is counted, not hidden.",
+        "- Timing: a jitted scan of steps with the carry donated, as a learner runs them. Timing "
+        "single jitted steps instead charges every step the page faults of freshly allocated "
+        "M-sized working buffers (XLA allocates them per call), which on this machine took "
+        "seconds per step at hidden 256 and hid the difference between the estimators.",
         "- No GPU was available to this task: CPU only.",
         "",
     ]
     (OUT / "sparse_rtrl.md").write_text("\n".join(lines) + "\n")
     (OUT / "sparse_rtrl.json").write_text(json.dumps(
-        {"args": {k: v for k, v in vars(args).items() if k != "argv"}, "machine": machine_description(),
+        {"args": vars(args), "machine": machine_description(),
          "part_a": [{k: v for k, v in r.items()} for r in a_rows], "part_b": b_rows},
         indent=1, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
     plot(a_rows, b_rows)
@@ -601,6 +609,15 @@ def part_b_lines(rows, args):
     for r in egru:
         sp, de = r["timing"]["sparse"], r["timing"].get("rtrl", {})
         dense_macs = r["dense_rtrl_macs"]
+        if "median_s" not in sp:
+            td = de.get("median_s")
+            lines.append(
+                f"| {r['hidden']} | {r['density']} | — | — | {dense_macs:.3g} | — | skipped: {sp['skipped']} "
+                f"(XLA temp {_mib(sp['xla_temp_bytes'])} MiB) | {f'{td:.3g}' if td else '—'} | — | — | "
+                f"{_mib(sp['influence_bytes'])} / {_mib(de['influence_bytes']) if de else '—'} | "
+                f"{_mib(sp['xla_temp_bytes'])} / {_mib(de['xla_temp_bytes']) if de else '—'} | "
+                f"— / {f'{2 * dense_macs / td / 1e9:.1f}' if td else '—'} |")
+            continue
         red = dense_macs / sp["macs"]
         ts, td = sp.get("median_s"), de.get("median_s")
         spd = (td / ts) if (ts and td) else None
@@ -636,6 +653,8 @@ def part_b_lines(rows, args):
     ]
     for r in egru:
         sp, al = r["timing"]["sparse"], r["timing"].get("sparse_all_units")
+        if "median_s" not in sp:
+            continue
         ts = sp["median_s"]
         floor = 4 * sp["influence_bytes"] / (peak["gbs"] * 1e9)
         comp = 2 * sp["macs"] / (peak["gflops"] * 1e9)
@@ -646,13 +665,95 @@ def part_b_lines(rows, args):
         lines.append(f"| {r['hidden']} | {r['density']} | {a_t} | {ts:.3f} | {a_sp} | {a_red} | "
                      f"{floor:.3f} | {comp:.3f} | {(floor + comp) / ts:.2f} |")
     lines += ["", "![op reduction vs speed-up](sparse_rtrl_activity.png)", ""]
+    lines += findings_b(rows, args)
     return lines
+
+
+def findings_b(rows, args):
+    """What the part B numbers show, computed from them."""
+    egru = [r for r in rows if r["cell"] == "EGRU"]
+    timed = [r for r in egru if "median_s" in r["timing"]["sparse"] and "median_s" in r["timing"].get("rtrl", {})]
+    if not timed:
+        return []
+    ratio = [r["timing"]["rtrl"]["median_s"] / r["timing"]["sparse"]["median_s"]
+             / (r["dense_rtrl_macs"] / r["timing"]["sparse"]["macs"]) for r in timed]
+    spd = [r["timing"]["rtrl"]["median_s"] / r["timing"]["sparse"]["median_s"] for r in timed]
+    gf_s = [2 * r["timing"]["sparse"]["macs"] / r["timing"]["sparse"]["median_s"] / 1e9 for r in timed]
+    gf_d = [2 * r["dense_rtrl_macs"] / r["timing"]["rtrl"]["median_s"] / 1e9 for r in timed]
+    fwd = [r["activity"] for r in egru]
+    bwd = [r["backward"] for r in egru]
+    gru = {r["hidden"]: r["test_bpc"] for r in rows if r["cell"] == "GRU"}
+    full = [r for r in egru if r["density"] == 1.0 and "median_s" in r["timing"].get("sparse_all_units", {})
+            and "median_s" in r["timing"].get("rtrl", {})]
+    out = [
+        "### What part B shows",
+        "",
+        f"- **Real activity sparsity.** With w = {args.width} and λ = {args.activity_weight}, "
+        f"{min(fwd):.0%}–{max(fwd):.0%} of units fire per step and {min(bwd):.0%}–{max(bwd):.0%} "
+        "are backward-active (fired or in the window), against ≈ 90 % backward-active in the "
+        "earlier run with the default window: the narrow window makes backward activity track "
+        "forward activity.",
+        f"- **Speed-up vs op reduction.** SparseRTRL is {min(spd):.1f}–{max(spd):.1f}× faster per step "
+        "than dense `rx.RTRL` on the same EGRU, for op reductions of "
+        f"{min(r['dense_rtrl_macs'] / r['timing']['sparse']['macs'] for r in timed):.1f}–"
+        f"{max(r['dense_rtrl_macs'] / r['timing']['sparse']['macs'] for r in timed):.1f}×: the "
+        f"wall-clock speed-up is {min(ratio):.2f}–{max(ratio):.2f} of the op reduction, **below the "
+        "issue's bar of one half**. Where the rest goes, measured: SparseRTRL's multiply-adds run at "
+        f"{min(gf_s):.0f}–{max(gf_s):.0f} GFLOP/s against dense RTRL's {min(gf_d):.0f}–{max(gf_d):.0f} "
+        "(same runs) — its products are `[m·k, C] @ [C, n]` with a short contraction (C = "
+        f"capacity·k = {args.capacity:g}·k units) and each chunk re-reads and re-writes an "
+        "M-sized accumulator, where dense RTRL's one `[S+1, S] @ [S, p]` product contracts over "
+        "all S state rows; and four or more passes over M per step (read, write, the product's "
+        "output, the gradient's read) do not shrink with activity. The last table's 'floor + "
+        "compute ÷ measured' near 1 says the measured times are what these two costs predict "
+        "(with the matmul peak as measured under this load, which dense RTRL's large product "
+        "exceeds). Noise: dense RTRL's step at hidden 256 took "
+        + ", ".join(f"{r['timing']['rtrl']['median_s']:.1f}" for r in timed if r["hidden"] == min(x["hidden"] for x in timed)
+                    and "reused_from_density" not in r["timing"]["rtrl"])
+        + " s on the three EGRUs for the same work: the load moved every ratio here by up to ~±30 %.",
+        "- **Activity alone** (all-units path ÷ SparseRTRL, same EGRU): 1.5–2× faster for 3.9× "
+        "fewer multiply-adds; parameter sparsity (density 0.2 → 0.1) roughly halves the time "
+        "again, as the op count says.",
+    ]
+    if full:
+        r = full[0]
+        out.append(
+            f"- **Dense path at full cost.** Forced through all units, SparseRTRL on EGRU-{r['hidden']} "
+            f"(density 1) takes {r['timing']['sparse_all_units']['median_s'] / r['timing']['rtrl']['median_s']:.2f}× "
+            "dense `rx.RTRL`'s time per step for half its multiply-adds: at full activity SparseRTRL "
+            "costs no more than dense RTRL.")
+    if gru:
+        h = min(gru)
+        eg = [r for r in egru if r["hidden"] == h and r["density"] == 1.0]
+        big = [r for r in egru if r["hidden"] > h and r["density"] == 1.0]
+        out.append(
+            f"- **Quality.** At the same budget ({egru[0]['tokens']:,} characters of TBPTT), the "
+            f"EGRU-{h} reaches {eg[0]['test_bpc']:.2f} held-out bpc against the dense GRU-{h}'s "
+            f"{gru[h]:.2f}" + (f" (EGRU-{big[0]['hidden']}: {big[0]['test_bpc']:.2f})" if big else "")
+            + "; masks cost more (density 0.1: " + ", ".join(
+                f"{r['test_bpc']:.2f} at {r['hidden']}" for r in egru if r["density"] == 0.1)
+            + "). One seed and a short budget: the gap is what this budget shows, not a converged "
+            "comparison; the regulariser's weight was chosen from a short probe outside this script "
+            "(at hidden 256, λ = 1 left ≈ 37 % of units firing, λ = 5 ≈ 14 %), not tuned for bpc.")
+    mem = [r for r in egru if "skipped" in r["timing"]["sparse"]]
+    if mem:
+        r = mem[0]
+        out.append(
+            f"- **Memory.** The sparse step's XLA temporaries are ≈ "
+            f"{statistics.median(t['timing']['sparse']['xla_temp_bytes'] / t['timing']['sparse']['influence_bytes'] for t in egru):.1f}"
+            "× its influence matrix (the "
+            "product's output and the element-wise pass's result besides M itself) against ≈ 1× for "
+            f"dense RTRL; at hidden {r['hidden']}, density {r['density']} (M = "
+            f"{r['timing']['sparse']['influence_bytes'] / 2**30:.1f} GiB) that did not fit beside the "
+            "other jobs, so that row was not timed.")
+    out.append("")
+    return out
 
 
 def plot_b(rows):
     from harness import figure
 
-    egru = [r for r in rows if r["cell"] == "EGRU"]
+    egru = [r for r in rows if r["cell"] == "EGRU" and "median_s" in r["timing"]["sparse"]]
     fig, (ax0, ax1) = figure(2, size=(5.5, 3.8))
     names = [f"{r['hidden']}/d{r['density']}" for r in egru]
     red = [r["dense_rtrl_macs"] / r["timing"]["sparse"]["macs"] for r in egru]
@@ -726,6 +827,8 @@ def main(argv=None):
     p.add_argument("--skip-all-units", type=int, nargs="*", default=[512],
                    help="hidden sizes at which the forced all-units SparseRTRL is not timed")
     p.add_argument("--only-b", action="store_true", help="run part B only, keep part A from the json")
+    p.add_argument("--from-json", action="store_true",
+                   help="run nothing: rewrite the markdown and plots from sparse_rtrl.json")
     p.add_argument("--reuse-a", action="store_true", help="take part A from the existing sparse_rtrl.json")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -734,6 +837,18 @@ def main(argv=None):
     task_vocab = task.input_size
     t0 = time.perf_counter()
     log = lambda s: print(s, flush=True)  # noqa: E731
+    if args.from_json:
+        import re
+
+        old = json.loads((OUT / "sparse_rtrl.json").read_text())
+        for k, v in old["args"].items():
+            setattr(args, k, v)
+        args.argv = old["args"].get("argv") or ["--only-b", "--big-train", str(args.big_train)]
+        if "part_b_seconds" not in old["args"]:
+            found = re.search(r"part B ([0-9.]+) min", (OUT / "sparse_rtrl.md").read_text())
+            args.part_b_seconds = 60 * float(found.group(1)) if found else float("nan")
+        write(old["part_a"], old["part_b"], args, args.part_b_seconds)
+        return
     args.load_before = os.getloadavg()
     if args.reuse_a or args.only_b:
         args.reuse_a = True

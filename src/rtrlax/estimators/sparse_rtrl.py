@@ -25,19 +25,33 @@ to be zero is stored or multiplied:
 * Immediate terms of ``W_hh[g,i,j]`` are ``a_h[c,g,i]·h_{t-1,j}`` — zero for silent
   presynaptic units (they cost ``O(n)`` either way).
 
-**Fixed capacity under jit.** The active units are gathered (``jnp.nonzero`` with a
-static size) and processed in chunks of ``C`` units (``capacity``, default ``k/4``):
-``dense += V[:, :, idx] @ H[idx]``, in a ``lax.fori_loop`` over
-``ceil(#active / C)`` chunks.  When activity overflows ``C`` the loop simply runs more
-chunks, so the result is exact for every activity level and the cost is
-``ceil(a/C)·C`` units rather than ``k``.  A loop was chosen over ``lax.cond`` to a
-dense product because under ``vmap`` (a batch of streams) a ``cond`` with a batched
-predicate runs *both* branches, whereas the loop runs ``max`` over the batch of
-the chunk counts.
+**One pass for the element-wise work.** The diagonal part and the immediate term
+(each column of ``Ī_t`` has a single non-zero row, ``rows[col]``) are formed together
+as ``Σ_c' j_s[c,c',i] M_{t-1}[c',i,:] + [i = rows[:]] · vals[c,:]``, one fused
+element-wise pass over ``M`` (no scatter, no batched tiny matrix products).
 
-Cost per step (multiply-adds): ``m·k·⌈a/C⌉C·n`` (dense part, ``a`` = active units)
+**Dense path at the matmul floor.** When more than ``dense_above`` of the units are
+active (default one half), the product runs over all units as one matrix product,
+``V.reshape(m·k, k) @ H`` with ``H = Σ_c' ρ[c'] M_{t-1}[c']`` (``[k, n]``, one read of
+``M``) — the same ``[m·k, k] @ [k, n]`` shape dense RTRL's ``[D; g] · M`` has per block,
+with half its rows (``D``'s dense part has rank ``k``, not ``m·k``); readouts stay
+outside ``M``.  At full activity this is the cheaper of the two estimators
+(``m·k²·n`` against ``(m·k)²·p`` multiply-adds).
+
+**Fixed capacity under jit.** Otherwise the active units are gathered
+(``jnp.nonzero`` with a static size) and processed in chunks of ``C`` units
+(``capacity``, default ``k/4``): ``P += V[:, :, idx] @ H[idx]``, in a
+``lax.fori_loop`` over ``ceil(#active / C)`` chunks, so the result is exact for every
+activity level and the cost is ``ceil(a/C)·C`` units rather than ``k``.  Under ``vmap``
+(a batch of streams) the choice of path and the loop's trip count are made once for the
+batch, from its largest active count (a ``custom_vmap`` rule): the branch stays a real
+branch (a ``cond`` with a batched predicate would run both) and the loop a plain loop.
+
+Cost per step (multiply-adds): ``m·k·u·n`` (dense part through ``u`` units: ``k`` on
+the dense path, ``⌈a/C⌉C`` on the chunked one, ``a`` = active units)
 ``+ m²·k·n`` (diagonal part) ``+ m·G·k²`` (forming V) ``+ O(m·n)`` (immediate),
-against ``(m·k)²·p`` for dense RTRL.  Memory ``m·k·n`` floats.
+against ``(m·k)²·p_r`` for dense RTRL (``p_r`` = its recurrent parameters).  Memory
+``m·k·n`` floats.
 
 The number of kept entries of a masked weight must be static: the EGRU records it
 (``kept_counts``); cells that do not (GRU, LSTM, VanillaRNN) keep a column for every
