@@ -59,15 +59,16 @@ def test_equals_rtrl_and_bptt(name, make, capacity):
         assert float(jnp.max(jnp.abs(leaf))) > 0
 
 
-def _trace_run(cell, capacity, xs, ts):
-    est = rx.SparseRTRL(capacity)
+def _trace_run(cell, capacity, xs, ts, dense_above=0.5):
+    est = rx.SparseRTRL(capacity, dense_above=dense_above)
 
     @eqx.filter_jit
     def run(cell, xs, ts):
         def body(carry, xt):
+            before = cell.backward_active(carry.state)  # fired or inside the window
             carry, out = est.step(cell, carry, xt[0], xt[1], _loss)
             tr = carry.traces[0]
-            return carry, (tr.active, tr.chunks)
+            return carry, (tr.active, tr.chunks, tr.dense, jnp.sum(before))
 
         return jax.lax.scan(body, est.init(cell), (xs, ts))
 
@@ -77,11 +78,16 @@ def _trace_run(cell, capacity, xs, ts):
 def test_activity_skipping_and_overflow_actually_happen():
     cell = _egru(1, 9, density=0.3, input_density=0.5)
     xs, ts = _data(10, 24, 9)
-    carry, (active, chunks) = _trace_run(cell, 2, xs, ts)
-    active, chunks = active[1:], chunks[1:]  # step 0 has M_0 = 0: nothing active
+    carry, (active, chunks, dense, before) = _trace_run(cell, 2, xs, ts, dense_above=0.75)
+    active, chunks, dense = active[1:], chunks[1:], dense[1:]  # step 0 has M_0 = 0: nothing active
+    # the units processed are exactly those that fired or sat inside the pseudo-derivative
+    # window after the previous step (EGRU.backward_active)
+    assert jnp.array_equal(active, before[1:])
     assert int(jnp.min(active)) < 9, "some steps must skip silent units"
-    assert int(jnp.max(active)) > 2, "some steps must overflow the capacity of 2"
+    assert int(jnp.max(jnp.where(dense, 0, active))) > 2, "some chunked steps must overflow the capacity of 2"
     assert jnp.array_equal(chunks, (active + 1) // 2)
+    # more than 3/4 of the units active (dense_above=0.75) -> the one dense product
+    assert jnp.array_equal(dense, active > 6.75) and bool(jnp.any(dense)) and not bool(jnp.all(dense))
     # compressed storage: kept weights + biases + thresholds, m = 2 rows per unit
     n = cell.kept_counts[0] + cell.kept_counts[1] + 2 * 3 * 9 + 9
     assert num_columns(cell) == n
@@ -96,10 +102,23 @@ def test_masked_columns_have_zero_gradient_on_cells_without_counts():
     assert num_columns(gru) == sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(gru, eqx.is_inexact_array)))
 
 
+def test_dense_and_chunked_paths_are_each_exact():
+    # dense_above=0: every step runs the one dense product; 1: every step the chunk loop
+    model = _egru(1, 9, density=0.3, input_density=0.5)
+    xs, ts = _data(10, 10, 9)
+    gb, _ = rx.accumulate_grads(rx.BPTT(), model, xs, ts, _loss)
+    for dense_above in (0.0, 1.0):
+        gs, _ = rx.accumulate_grads(rx.SparseRTRL(2, dense_above=dense_above), model, xs, ts, _loss)
+        assert _relerr(gs, gb) < 1e-10
+
+
 def test_bad_configuration():
     for bad in (0, 0.0, 1.5, -2, True, "half"):
         with pytest.raises(ValueError, match="capacity"):
             rx.SparseRTRL(bad)
+    for bad in (-0.1, 1.5, True, "all"):
+        with pytest.raises(ValueError, match="dense_above"):
+            rx.SparseRTRL(dense_above=bad)
     with pytest.raises(ValueError, match="gated"):
         rx.SparseRTRL().init(_NotGated())
 
@@ -125,13 +144,14 @@ def test_accounting_counts_work_and_memory():
         carry, _ = step(model, carry, x, t)
     cost = sparse_rtrl_cost(est, model, carry)
     n = num_columns(cell)
-    p = sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array)))
+    # dense rx.RTRL has columns for the cell's parameters only (the readout is outside M)
+    p = sum(a.size for a in jax.tree_util.tree_leaves(eqx.filter(cell, eqx.is_inexact_array)))
     assert float(cost["influence_floats"]) == 2 * 9 * n
     assert float(cost["dense_influence_floats"]) == 18 * p
     assert jnp.isclose(cost["memory_fraction"], 2 * 9 * n / (18 * p))
     tr = carry.traces[0]
-    chunks = int(tr.chunks)
-    want = 2 * 9 * chunks * 2 * n + 4 * 9 * n + 2 * 3 * 81 + 2 * n + 18 * n
+    units = 9 if bool(tr.dense) else int(tr.chunks) * 2
+    want = 2 * 9 * units * n + 4 * 9 * n + 2 * 3 * 81 + 2 * n + 18 * n
     assert jnp.isclose(cost["macs"], want)
     assert jnp.isclose(cost["dense_macs"], 18.0**2 * p + 18 * p)
     assert float(cost["op_reduction"]) > 1

@@ -24,6 +24,18 @@ pseudo-derivative :math:`\\gamma_{pd}\\max(0, 1 - |v| / w)` (``pseudo_derivative
 Activity sparsity: a unit that did not fire (``y = 0``) sends nothing through
 ``W_hh``; if it also lies outside the pseudo-derivative window its row of the
 influence matrix through ``y`` vanishes (what :class:`rtrlax.SparseRTRL` exploits).
+Two fractions measure it (:meth:`EGRU.fired`, :meth:`EGRU.backward_active`): the
+*forward* activity, units that fired (``c_t > ϑ``), and the *backward* activity, units
+that fired or lie inside the window (``|c_t − ϑ| < w``) — only those carry a non-zero
+row of ``M`` into the next step.  To make both small, train as the EGRU paper does:
+
+* a narrow pseudo-derivative (``pseudo_width`` w, e.g. 0.1–0.3 instead of 1), so most
+  silent units sit outside the window most of the time;
+* an activity regulariser: add :math:`\lambda \cdot \mathrm{mean}_i H(c_{t,i} - \vartheta_i)`
+  (:meth:`EGRU.firing_rate`, differentiable through the same pseudo-derivative) to each
+  step's loss.  Online estimators see only ``loss_fn(y, target)``, so the regulariser is
+  added where the states are at hand — a BPTT/TBPTT loss over a window of states
+  (``benchmarks/sparse_rtrl.py`` trains this way).
 
 Differences from the paper's equations (the project's algorithm notes' form, chosen so
 that the cell is a gated cell): the reset gate multiplies the recurrent matmul (``r ⊙ (W_hz y + b)``,
@@ -150,3 +162,19 @@ class EGRU(AbstractGatedCell):
 
     def output(self, state):
         return state[1]
+
+    def firing_rate(self, state) -> Array:
+        """Mean over units of the event ``H(c − ϑ)`` of ``state = (c, y)``: the forward
+        activity, differentiable (in ``c`` and ``ϑ``) through the pseudo-derivative —
+        the activity regulariser's term, ``λ · firing_rate(s_t)`` per step."""
+        return jnp.mean(self._event(state[0]))
+
+    def fired(self, state) -> Array:
+        """``[k]`` booleans: units whose event is on (``c > ϑ``; they send ``y = c``)."""
+        return state[0] > self.threshold
+
+    def backward_active(self, state) -> Array:
+        """``[k]`` booleans: units that fired or lie inside the pseudo-derivative window
+        ``|c − ϑ| < w`` — those whose row of the influence matrix through ``y`` can be
+        non-zero (what sparse RTRL cannot skip in the next step)."""
+        return self.fired(state) | (jnp.abs(state[0] - self.threshold) < self.pseudo_width)

@@ -9,13 +9,17 @@ returns, per step and stream:
 * ``active_fraction`` — fraction of units through which ``D_t M_{t-1}`` was computed
   (fired *or* inside the pseudo-derivative window: the backward activity);
 * ``macs`` — multiply-adds sparse RTRL performed on the influence matrix this step:
-  ``m·k·(chunks·C)·n`` (dense part) ``+ m²·k·n`` (diagonal part) ``+ m·G·k²`` (forming
-  ``V = a_h·W_hh``) ``+ m·n`` (immediate) ``+ m·k·n`` (gradient ``δ·M``), summed over cores;
+  ``m·k·u·n`` (dense part ``V·H`` through ``u`` units: ``chunks·C`` on the chunked
+  path, all ``k`` when the step ran the one dense product) ``+ m²·k·n`` (diagonal part)
+  ``+ m·G·k²`` (forming ``V = a_h·W_hh``) ``+ m·n`` (immediate) ``+ m·k·n`` (gradient
+  ``δ·M``), summed over cores.  Under ``vmap`` the chunk loop runs the batch's maximum
+  chunk count; ``chunks`` (and so ``macs``) is what this stream's activity needed;
 * ``dense_macs`` — the same for dense RTRL (``rx.RTRL``) on the same model:
-  ``S²·P + S·P`` with ``S`` state scalars and ``P`` parameters (including masked ones,
-  which dense RTRL does not know about);
+  ``S²·P_r + S·P_r`` with ``S`` state scalars and ``P_r`` its *recurrent* parameters
+  (readouts are outside its influence matrix; masked weights are inside, since dense
+  RTRL does not know about masks);
 * ``op_reduction`` = ``dense_macs / macs``;
-* ``influence_floats`` (``Σ m·k·n``), ``dense_influence_floats`` (``S·P``) and
+* ``influence_floats`` (``Σ m·k·n``), ``dense_influence_floats`` (``S·P_r``) and
   ``memory_fraction`` (their ratio).
 
 Every value has the carry's leading (batch) axes, so it works on a learner's batched
@@ -29,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from ..estimators.rtrl import recurrent_leaves
 from ..estimators.sparse_rtrl import SparseRTRL, num_columns
 
 
@@ -45,8 +50,11 @@ def sparse_rtrl_cost(estimator: SparseRTRL, model: eqx.Module, carry) -> dict[st
 
 
 def dense_rtrl_influence_floats(model: eqx.Module) -> int:
-    """``S·P``: the size of dense RTRL's influence matrix for ``model``."""
-    return _size(model.initial_state()) * _size(eqx.filter(model, eqx.is_inexact_array))
+    """``S·P_r``: the size of dense RTRL's (``rx.RTRL``) influence matrix for ``model``
+    (its recurrent parameters only; readouts have no columns)."""
+    leaves = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
+    rec = recurrent_leaves(model)
+    return _size(model.initial_state()) * sum(int(a.size) for a, r in zip(leaves, rec) if r)
 
 
 def sparse_rtrl_influence_floats(model: eqx.Module) -> int:

@@ -25,19 +25,33 @@ to be zero is stored or multiplied:
 * Immediate terms of ``W_hh[g,i,j]`` are ``a_h[c,g,i]·h_{t-1,j}`` — zero for silent
   presynaptic units (they cost ``O(n)`` either way).
 
-**Fixed capacity under jit.** The active units are gathered (``jnp.nonzero`` with a
-static size) and processed in chunks of ``C`` units (``capacity``, default ``k/4``):
-``dense += V[:, :, idx] @ H[idx]``, in a ``lax.fori_loop`` over
-``ceil(#active / C)`` chunks.  When activity overflows ``C`` the loop simply runs more
-chunks, so the result is exact for every activity level and the cost is
-``ceil(a/C)·C`` units rather than ``k``.  A loop was chosen over ``lax.cond`` to a
-dense product because under ``vmap`` (a batch of streams) a ``cond`` with a batched
-predicate runs *both* branches, whereas the loop runs ``max`` over the batch of
-the chunk counts.
+**One pass for the element-wise work.** The diagonal part and the immediate term
+(each column of ``Ī_t`` has a single non-zero row, ``rows[col]``) are formed together
+as ``Σ_c' j_s[c,c',i] M_{t-1}[c',i,:] + [i = rows[:]] · vals[c,:]``, one fused
+element-wise pass over ``M`` (no scatter, no batched tiny matrix products).
 
-Cost per step (multiply-adds): ``m·k·⌈a/C⌉C·n`` (dense part, ``a`` = active units)
+**Dense path at the matmul floor.** When more than ``dense_above`` of the units are
+active (default one half), the product runs over all units as one matrix product,
+``V.reshape(m·k, k) @ H`` with ``H = Σ_c' ρ[c'] M_{t-1}[c']`` (``[k, n]``, one read of
+``M``) — the same ``[m·k, k] @ [k, n]`` shape dense RTRL's ``[D; g] · M`` has per block,
+with half its rows (``D``'s dense part has rank ``k``, not ``m·k``); readouts stay
+outside ``M``.  At full activity this is the cheaper of the two estimators
+(``m·k²·n`` against ``(m·k)²·p`` multiply-adds).
+
+**Fixed capacity under jit.** Otherwise the active units are gathered
+(``jnp.nonzero`` with a static size) and processed in chunks of ``C`` units
+(``capacity``, default ``k/4``): ``P += V[:, :, idx] @ H[idx]``, in a
+``lax.fori_loop`` over ``ceil(#active / C)`` chunks, so the result is exact for every
+activity level and the cost is ``ceil(a/C)·C`` units rather than ``k``.  Under ``vmap``
+(a batch of streams) the choice of path and the loop's trip count are made once for the
+batch, from its largest active count (a ``custom_vmap`` rule): the branch stays a real
+branch (a ``cond`` with a batched predicate would run both) and the loop a plain loop.
+
+Cost per step (multiply-adds): ``m·k·u·n`` (dense part through ``u`` units: ``k`` on
+the dense path, ``⌈a/C⌉C`` on the chunked one, ``a`` = active units)
 ``+ m²·k·n`` (diagonal part) ``+ m·G·k²`` (forming V) ``+ O(m·n)`` (immediate),
-against ``(m·k)²·p`` for dense RTRL.  Memory ``m·k·n`` floats.
+against ``(m·k)²·p_r`` for dense RTRL (``p_r`` = its recurrent parameters).  Memory
+``m·k·n`` floats.
 
 The number of kept entries of a masked weight must be static: the EGRU records it
 (``kept_counts``); cells that do not (GRU, LSTM, VanillaRNN) keep a column for every
@@ -56,8 +70,9 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from ..cells.base import AbstractGatedCell
-from ._gated import local_derivatives, unit_params
+from ._gated import local_derivatives, mix_components, unit_params
 from ._traces import AbstractTraceEstimator
+from .rtrl import recurrent_leaves
 
 
 class SparseTraces(NamedTuple):
@@ -66,7 +81,8 @@ class SparseTraces(NamedTuple):
     influence: Float[Array, "m hidden kept"]  #: M_t over the kept parameters' columns
     row_nonzero: Bool[Array, "m hidden"]  #: rows of M_t that may be non-zero
     active: Int[Array, ""]  #: units whose recurrent-input row of M_{t-1} entered D_t M_{t-1}
-    chunks: Int[Array, ""]  #: capacity-sized chunks the dense part ran this step
+    chunks: Int[Array, ""]  #: capacity-sized chunks this stream's active units filled
+    dense: Bool[Array, ""]  #: whether the product ran over all units (one dense product)
 
 
 class _Block(NamedTuple):
@@ -126,13 +142,23 @@ class SparseRTRL(AbstractTraceEstimator):
     """Exact RTRL on gated cores that skips masked parameters and inactive units.
 
     ``capacity``: units gathered per chunk of the activity-sparse product — an ``int``
-    (units) or a ``float`` in (0, 1] (fraction of the core's units).  Any value is
-    exact; it only trades loop iterations against wasted padding.
+    (units) or a ``float`` in (0, 1] (fraction of the core's units).  ``dense_above``:
+    the fraction of active units above which the product runs over all units as one
+    dense matrix product instead (the chunked gathers cost more per multiply-add than
+    one large product; 0 = always dense, 1 = never).  Any values are exact; they only
+    trade loop iterations, padding and gathers against skipped work.
     """
 
     capacity: int | float = eqx.field(static=True)
+    dense_above: float = eqx.field(static=True)
 
-    def __init__(self, capacity: int | float = 0.25):
+    def __init__(self, capacity: int | float = 0.25, dense_above: float = 0.5):
+        if isinstance(dense_above, bool) or not (
+            isinstance(dense_above, (int, float)) and 0.0 <= dense_above <= 1.0
+        ):
+            raise ValueError(
+                f"SparseRTRL dense_above must be a fraction in [0, 1], got {dense_above!r}."
+            )
         ok_float = isinstance(capacity, float) and 0.0 < capacity <= 1.0
         ok_int = isinstance(capacity, int) and not isinstance(capacity, bool) and capacity >= 1
         if not (ok_float or ok_int):
@@ -141,6 +167,7 @@ class SparseRTRL(AbstractTraceEstimator):
                 f"(0, 1] (fraction of the units), got {capacity!r}."
             )
         self.capacity = capacity
+        self.dense_above = float(dense_above)
 
     def check_model(self, model) -> None:
         super().check_model(model)
@@ -157,7 +184,10 @@ class SparseRTRL(AbstractTraceEstimator):
         :mod:`rtrlax.diagnostics.accounting`)."""
         cores = model.cores()
         state_size = _tree_size(model.initial_state())
-        n_params = _tree_size(eqx.filter(model, eqx.is_inexact_array))
+        # dense rx.RTRL keeps columns for the recurrent parameters only (readouts get
+        # instantaneous gradients); masked entries are columns like any other for it
+        leaves = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
+        n_rec = sum(int(a.size) for a, r in zip(leaves, recurrent_leaves(model)) if r)
         macs = 0
         active = 0
         floats = 0
@@ -166,20 +196,20 @@ class SparseRTRL(AbstractTraceEstimator):
             m, k = len(core.initial_state()), core.hidden_size
             n, g = num_columns(core), core.num_gates
             cap = _resolve_capacity(self.capacity, k)
-            chunks = traces.chunks * 1.0
-            macs = macs + m * k * chunks * cap * n + (m * m * k * n + m * g * k * k + m * n + m * k * n)
+            through = jnp.where(traces.dense, k, traces.chunks * cap) * 1.0
+            macs = macs + m * k * through * n + (m * m * k * n + m * g * k * k + m * n + m * k * n)
             active = active + traces.active
             floats += m * k * n
             units += k
-        dense = float(state_size) ** 2 * n_params + float(state_size) * n_params
+        dense = float(state_size) ** 2 * n_rec + float(state_size) * n_rec
         out = {
             "active_fraction": active / units,
             "macs": macs,
             "dense_macs": jnp.full_like(macs, dense),
             "op_reduction": dense / macs,
             "influence_floats": jnp.full_like(macs, floats),
-            "dense_influence_floats": jnp.full_like(macs, state_size * n_params),
-            "memory_fraction": jnp.full_like(macs, floats / (state_size * n_params)),
+            "dense_influence_floats": jnp.full_like(macs, state_size * n_rec),
+            "memory_fraction": jnp.full_like(macs, floats / (state_size * n_rec)),
         }
         if len(cores) == 1:
             h = cores[0].recurrent_input(carry.state)
@@ -191,7 +221,8 @@ class SparseRTRL(AbstractTraceEstimator):
         dtype = core.weight_ih.dtype
         zero = jnp.zeros((), jnp.int32)
         return SparseTraces(
-            jnp.zeros((m, k, num_columns(core)), dtype), jnp.zeros((m, k), bool), zero, zero
+            jnp.zeros((m, k, num_columns(core)), dtype), jnp.zeros((m, k), bool), zero, zero,
+            jnp.zeros((), bool),
         )
 
     def core_step(self, core, traces: SparseTraces, state, u):
@@ -200,38 +231,54 @@ class SparseRTRL(AbstractTraceEstimator):
         m, k, n = m_prev.shape
         cap = _resolve_capacity(self.capacity, k)
 
-        # Diagonal part: Σ_c' j_s[c, c', i] M_{t-1}[c', i, :].
-        new = jnp.einsum("cdi,din->cin", local.j_s, m_prev)
-
-        # Dense part through the active units only, in chunks of `cap` units.
+        # Which units' recurrent-input rows of M_{t-1} can be non-zero.
         w_hh = core.effective_weight_hh()
         rows_nz = traces.row_nonzero
         active = jnp.any((local.rho != 0) & rows_nz, axis=0)  # [k]
         count = jnp.sum(active, dtype=jnp.int32)
         chunks = (count + cap - 1) // cap
-        if w_hh is not None:
-            v = jnp.einsum("cgi,gij->cij", local.a_h, w_hh)  # [m, k, k]
-            n_pad = -(-k // cap) * cap
-            order = jnp.nonzero(active, size=n_pad, fill_value=k)[0]
 
-            def chunk(b, acc):
-                idx = jax.lax.dynamic_slice(order, (b * cap,), (cap,))
-                valid = idx < k
-                idx = jnp.minimum(idx, k - 1)
-                h_rows = jnp.einsum("cq,cqn->qn", local.rho[:, idx], m_prev[:, idx, :])
-                v_cols = jnp.where(valid, v[:, :, idx], 0)
-                return acc + jnp.einsum("ciq,qn->cin", v_cols, h_rows)
-
-            new = jax.lax.fori_loop(0, chunks, chunk, new)
-        else:
-            chunks = jnp.zeros((), jnp.int32)
-
-        # Immediate part: column -> (row unit i, value per component c).
+        # Element-wise part, one fused pass over M: the diagonal Σ_c' j_s[c, c', i]
+        # M_{t-1}[c', i, :] plus the immediate term (column -> its one row), written as a
+        # broadcast compare rather than a scatter so that XLA fuses both into the pass.
         rows, vals = _immediate(core, local)
-        new = new.at[:, rows, jnp.arange(n)].add(vals)
+        on_row = jnp.arange(k)[:, None] == rows[None, :]  # [k, n]
+        base = mix_components(local.j_s, m_prev, 0) + jnp.where(on_row[None], vals[:, None, :], 0)
+
+        if w_hh is None:
+            new, dense = base, jnp.zeros((), bool)
+            chunks = jnp.zeros((), jnp.int32)
+        else:
+            # V[c, i, j] = Σ_g a_h[c, g, i] W_hh[g, i, j] (element-wise: G is 3 or 4)
+            v = sum(local.a_h[:, g, :, None] * w_hh[g][None] for g in range(w_hh.shape[0]))
+            # one decision for all streams of a vmapped batch (their maximum), so that the
+            # branch and the loop below stay a real branch and a plain loop under vmap
+            worst = _batch_max(count)
+            dense = worst > self.dense_above * k
+
+            def full(_):  # H = Σ_c' ρ[c', j] M_{t-1}[c', j, :]; one [m·k, k] @ [k, n] product
+                h = sum(local.rho[c][:, None] * m_prev[c] for c in range(m))
+                return (v.reshape(m * k, k) @ h).reshape(m, k, n)
+
+            def sparse(_):  # the active units only, gathered in chunks of `cap`
+                n_pad = -(-k // cap) * cap
+                order = jnp.nonzero(active, size=n_pad, fill_value=k)[0]
+
+                def chunk(b, acc):
+                    idx = jax.lax.dynamic_slice(order, (b * cap,), (cap,))
+                    valid = idx < k
+                    idx = jnp.minimum(idx, k - 1)
+                    h_rows = sum(local.rho[c, idx][:, None] * m_prev[c, idx, :] for c in range(m))
+                    v_cols = jnp.where(valid, v[:, :, idx], 0).reshape(m * k, cap)
+                    return acc + (v_cols @ h_rows).reshape(m, k, n)
+
+                return jax.lax.fori_loop(0, (worst + cap - 1) // cap, chunk, jnp.zeros_like(m_prev))
+
+            new = base + jax.lax.cond(dense, full, sparse, None)
 
         row_nonzero = _row_nonzero(local, rows_nz)
-        return local.state, SparseTraces(new, row_nonzero, count, chunks.astype(jnp.int32))
+        traces = SparseTraces(new, row_nonzero, count, chunks.astype(jnp.int32), dense)
+        return local.state, traces
 
     def influence(self, core, traces: SparseTraces, tangent):
         pieces = []
@@ -286,3 +333,14 @@ def _row_nonzero(local, rows_nz_prev):
     for leaf in jax.tree_util.tree_leaves(local.j_unit):
         nz = nz | jnp.any((leaf != 0).reshape(leaf.shape[0], -1, leaf.shape[-1]), axis=1)
     return nz
+
+
+@jax.custom_batching.custom_vmap
+def _batch_max(count):
+    """``count`` itself; under ``vmap``, the maximum over the batch, unbatched."""
+    return count
+
+
+@_batch_max.def_vmap
+def _batch_max_rule(axis_size, in_batched, count):
+    return (jnp.max(count) if in_batched[0] else count), False
