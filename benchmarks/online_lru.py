@@ -572,7 +572,10 @@ def report_cmd(args):
             "step without any traces: the floor of any per-step online method built on "
             "spatial backprop. `reference: BPTT through each chunk of K` is what the same "
             "learner would spend on exact backprop through each chunk instead (`jax.grad` "
-            "through a `lax.scan` of the network; no gradient across chunks).",
+            "through a `lax.scan` of the network; no gradient across chunks); `…, sequence "
+            "mode` is the same gradient through the network's whole-sequence evaluation, as "
+            "`rx.BPTT()` runs it (dense maps on 32 steps at once, the diagonal recurrence by "
+            "`associative_scan`; `rtrlax.cells.base.run_sequence`, vmapped over streams).",
             f"Machine: {cost['machine']}. Command: `{cost['command']}`.",
             "",
         ]
