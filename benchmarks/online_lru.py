@@ -41,6 +41,7 @@ import optax
 import rtrlax as rx
 from common import bptt_chunk_grads
 from harness import machine_description as machine, save_figure, time_alternating
+from rtrlax.cells.base import run_sequence
 from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,14 +292,44 @@ def cost_one(batch, d_model, d_hidden, repeats, T=48, Ks=(48,), layers=4):
 
         return run
 
+    def bptt_chunks_sequence(K, chunk=32):
+        # the same reference with the network's sequence mode, as rx.BPTT() runs it: dense
+        # maps on all steps of a sub-chunk at once, the diagonal recurrence by
+        # associative_scan (run_sequence with chunks of 32 steps), vmapped over streams
+        split = lambda a: a.reshape(T // K, K, *a.shape[1:]).swapaxes(1, 2)  # noqa: E731
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+
+        @eqx.filter_jit
+        def run(params, xs, ts):
+            def body(acc, xt):
+                s, g = acc
+
+                def chunk_loss(p):
+                    m = eqx.combine(p, static)
+                    end, ys = jax.vmap(lambda st, x: run_sequence(m, x, st, chunk=min(chunk, K)))(
+                        jax.lax.stop_gradient(s), xt[0])
+                    return jax.vmap(jax.vmap(loss))(ys, xt[1]).sum() / batch, end
+
+                (_, s), gk = jax.value_and_grad(chunk_loss, has_aux=True)(params)
+                return (s, jax.tree_util.tree_map(jnp.add, g, gk)), None
+
+            s0 = jax.vmap(lambda _: model.initial_state())(jnp.arange(batch))
+            zero = jax.tree_util.tree_map(jnp.zeros_like, params)
+            return jax.lax.scan(body, (s0, zero), (split(xs), split(ts)))[0]
+
+        return lambda model, xs, ts: run(eqx.filter(model, eqx.is_inexact_array), xs, ts)
+
     fns = {
         "inference": infer,
         "online (OnlineLRU)": online(rx.OnlineLRU()),
         **{f"online, updates every {K} steps (chunk_step)": chunked(rx.OnlineLRU(), K) for K in Ks},
         **{f"reference: BPTT through each chunk of {K}": bptt_chunks(K) for K in Ks},
+        **{f"reference: BPTT through each chunk of {K}, sequence mode": bptt_chunks_sequence(K) for K in Ks},
         "generic SnAp-1 (rx.SnAp(1))": online(rx.SnAp(1)),
         "forward+backward at t, no traces": spatial_only,
     }
+    if repeats == 0:  # a check: the functions and their arguments, untimed
+        return fns, (model, xs, ts)
     # interleaved, so load changes hit every variant alike
     timed = time_alternating({k: (f, (model, xs, ts)) for k, f in fns.items()}, repeats)
     med = {k: t.wall / T * 1e6 for k, t in timed.items()}
@@ -541,7 +572,10 @@ def report_cmd(args):
             "step without any traces: the floor of any per-step online method built on "
             "spatial backprop. `reference: BPTT through each chunk of K` is what the same "
             "learner would spend on exact backprop through each chunk instead (`jax.grad` "
-            "through a `lax.scan` of the network; no gradient across chunks).",
+            "through a `lax.scan` of the network; no gradient across chunks); `…, sequence "
+            "mode` is the same gradient through the network's whole-sequence evaluation, as "
+            "`rx.BPTT()` runs it (dense maps on 32 steps at once, the diagonal recurrence by "
+            "`associative_scan`; `rtrlax.cells.base.run_sequence`, vmapped over streams).",
             f"Machine: {cost['machine']}. Command: `{cost['command']}`.",
             "",
         ]

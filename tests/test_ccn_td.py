@@ -28,17 +28,26 @@ def test_fused_ccn_td_equals_generic_path_across_stage_changes():
     td = TDLambda(ColoR(), td_rmsprop(1e-2))
     st, ys = jax.jit(td.run)(td.init(net), smp.x, smp.cumulant)
     fused = CCNTD(1e-2)
-    fs, ys2 = jax.jit(lambda s, x, c: fused.run(net, s, x, c))(fused.init(net), smp.x, smp.cumulant)
+    run = jax.jit(lambda s, x, c: fused.run(net, s, x, c))
+    # two calls (the first ends inside stage 0): the stage split follows the step count
+    fs, ys_a = run(fused.init(net), smp.x[:30], smp.cumulant[:30])
+    fs, ys_b = run(fs, smp.x[30:], smp.cumulant[30:])
+    ys2 = jnp.concatenate([ys_a, ys_b])
     assert float(jnp.max(jnp.abs(ys - ys2))) <= 1e-10 * float(jnp.max(jnp.abs(ys)))
     learned = fused.to_model(net, fs)
     assert float(jnp.max(jnp.abs(_flat(st.model) - _flat(learned)))) <= 1e-10
     for s in range(2):  # every stage learned during its own steps
         assert float(jnp.max(jnp.abs(_flat(learned.stages[s]) - _flat(net.stages[s])))) > 1e-3
     # the network's own state (cells, statistics) agrees too
-    a, b = st.carry.state, fs
-    assert float(jnp.max(jnp.abs(jnp.concatenate([h for h, _ in a.cells]) - b.h))) <= 1e-10
-    assert float(jnp.max(jnp.abs(a.f_var - b.f_var))) <= 1e-10
-    assert int(a.count) == int(b.steps) == 90
+    a = st.carry.state
+    h, f_var = CCNTD.features(net, fs)
+    assert float(jnp.max(jnp.abs(jnp.concatenate([h for h, _ in a.cells]) - h))) <= 1e-10
+    assert float(jnp.max(jnp.abs(a.f_var - f_var))) <= 1e-10
+    assert int(a.count) == int(fs.steps) == 90
+    # the per-step path (the stage chosen by lax.switch) gives the same predictions
+    step = jax.jit(lambda s, x, c: fused.step(net, s, x, c))
+    _, ys3 = jax.lax.scan(lambda s, xc: step(s, *xc), fused.init(net), (smp.x[:45], smp.cumulant[:45]))
+    assert float(jnp.max(jnp.abs(ys3 - ys[:45]))) <= 1e-10 * float(jnp.max(jnp.abs(ys)))
 
 
 def test_ccn_td_refuses_other_models():
