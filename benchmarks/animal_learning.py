@@ -303,10 +303,14 @@ def ccn_throughput(args):
          "fused step runs the forward pass of all 5 stages and the traces of stages s…5 (the "
          "unbuilt stages are traced as the generic path does), so stage 1 is the dearest. "
          f"Load average (1 min) {load0[0]:.1f} before and {load1[0]:.1f} after the timed loop. "
-         "With the machine loaded, wall-clock rates are far below "
-         "CPU-time rates; on an idle machine a single stream's wall time is close to its CPU time. The columnar/CCN paper's C++ code "
-         "did 65–143k steps/s for CCN 20:4 on this kind of machine (research/ANCHORS.md).", "",
+         + ("This process was pinned to one core (`--one-core`): XLA's thread pool cannot spread "
+            "the tiny per-step kernels over both cores. " if args.one_core else "")
+         + "A CPU-time rate above the wall rate means other jobs held the cores; below it, that "
+         "XLA ran parts of the step on both cores (the wall rate is the throughput). The "
+         "columnar/CCN paper's C++ code did 65–143k steps/s for CCN 20:4 on this kind of "
+         "machine (research/ANCHORS.md).", "",
          *markdown_table(["variant", "steps/s (wall)", "steps/s (CPU time)", "µs/step (wall)"], rows)],
+        shared=max(load0[0], load1[0]) > 2.0,
     )
 
 
@@ -479,11 +483,15 @@ def main(argv=None):
     p.add_argument("--ccn-throughput", action="store_true",
                    help="single-stream steps/s: columnar 7/20 and CCN 20:4, generic vs fused")
     p.add_argument("--ccn-out", default="docs/results/ccn_throughput.md")
+    p.add_argument("--one-core", action="store_true",
+                   help="pin this process (and so XLA's threads) to one CPU core before JAX starts")
     p.add_argument("--tp-devices", type=int, default=os.cpu_count() or 1,
                    help="CPU devices (one per core) to split a batch of streams over (default: all cores)")
     p.add_argument("--report", nargs="+", default=None,
                    help="only write docs/results/animal_learning.{md,png} from these json files")
     args = p.parse_args(argv)
+    if args.one_core:  # before JAX creates its CPU backend and thread pool
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     if args.throughput:
         if args.tp_devices > 1:  # before JAX creates its CPU backend
             jax.config.update("jax_num_cpu_devices", args.tp_devices)
