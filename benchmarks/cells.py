@@ -43,7 +43,7 @@ import optax
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import bptt_chunk_grads  # noqa: E402
-from harness import ResultParts  # noqa: E402
+from harness import ResultParts, save_figure  # noqa: E402
 
 import rtrlax as rx  # noqa: E402
 from rtrlax.cells.base import run_sequence  # noqa: E402
@@ -58,6 +58,8 @@ MACHINE = (f"{platform.machine()} CPU, {os.cpu_count()} cores (the 2-core AMD EP
 
 
 _PARTS = ResultParts(JSON)
+# the budget of the rows measured before rows recorded their own (the first session's runs)
+OLD_BUDGET = dict(updates=200, batch=16, d_model=32, d_hidden=32, lr=5e-3)
 load, save = _PARTS.load, _PARTS.save
 
 
@@ -159,7 +161,9 @@ def train(setup, cell, method, n_layers, seeds, *, updates, batch, d_model, d_hi
             curve.append((i + 1, np.asarray(loss).tolist()))
     acc = np.asarray(evaluate(models)).tolist()
     return dict(accuracy=acc, curve=curve, seconds=time.perf_counter() - t0,
-                cpu_seconds=time.process_time() - cpu0)  # fmt: skip
+                cpu_seconds=time.process_time() - cpu0, load=os.getloadavg()[0],
+                budget=dict(updates=updates, batch=batch, d_model=d_model, d_hidden=d_hidden,
+                            lr=lr))  # fmt: skip
 
 
 def quality_cmd(args):
@@ -267,31 +271,40 @@ def report_cmd(args):
             "## Accuracy after the same budget",
             "",
             f"`DeepRNN` (encoder → N × [LayerNorm → cell → GELU → GLU → residual] → decoder), "
-            f"d_model {c['d_model']}, d_hidden {c['d_hidden']}, float32; Adam (lr {c['lr']}), "
-            f"{c['updates']} updates of {c['batch']} whole sequences each (every method the same "
-            f"sequences); {len(c['seeds'])} seeds (model initialisations). *online* = `rx.SnAp(1)` "
+            "float32; Adam at a constant learning rate; each row's budget is in its *budget* column "
+            "(updates × whole sequences per update, learning rate, d_model = d_hidden); within a "
+            "row every method sees the same sequences and the same number of updates; "
+            f"{len(c['seeds'])} seeds (model initialisations, vmapped in one run). *online* = `rx.SnAp(1)` "
             "(per-layer exact traces, spatial backprop between layers), *bptt* = `rx.BPTT()`, "
-            "*spatial* = `rx.TBPTT(1)` (no credit through time). Test accuracy, mean ± std over "
-            "seeds (copy: per-bit accuracy on the recall steps, chance 0.5; digits: the pooled "
-            "prediction at the last step, chance 0.1).",
+            "*spatial* = `rx.TBPTT(1)` (the instantaneous gradient: backprop through the stack at "
+            "step t only; for the LRU this is the online-LRU paper's *1-truncated* "
+            "`OnlineLRU(horizon=1)`, whose recurrence parameters get one step of credit). Test "
+            "accuracy, mean ± std over seeds (copy: per-bit accuracy on the recall steps, chance "
+            "0.5; digits: the pooled prediction at the last step, chance 0.1, majority class 0.11).",
             "",
-            "| task | cell | layers | online | bptt | spatial | online − bptt |",
-            "|---|---|---|---|---|---|---|",
+            "| task | cell | layers | budget | online | bptt | spatial | online − bptt |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         groups = {}
         for name, r in q.items():
             if name == "config":
                 continue
             task, cell, layers, method = name.split("/")
-            groups.setdefault((task, cell, int(layers)), {})[method] = np.asarray(r["accuracy"])
-        for (task, cell, layers), m in sorted(groups.items()):
+            b = r.get("budget", OLD_BUDGET)
+            budget = f"{b['updates']} × {b['batch']}, lr {b['lr']:g}, d {b['d_model']}"
+            groups.setdefault((task, cell, int(layers), budget), {})[method] = np.asarray(r["accuracy"])
+        for (task, cell, layers, budget), m in sorted(groups.items()):
             fmt = lambda a: f"{a.mean():.3f} ± {a.std():.3f}" if a is not None else "—"  # noqa: E731
             diff = (f"{(m['online'] - m['bptt']).mean():+.3f}" if "online" in m and "bptt" in m else "—")
-            lines.append(f"| {task} | {cell} | {layers} | {fmt(m.get('online'))} | "
+            lines.append(f"| {task} | {cell} | {layers} | {budget} | {fmt(m.get('online'))} | "
                          f"{fmt(m.get('bptt'))} | {fmt(m.get('spatial'))} | {diff} |")  # fmt: skip
         runs = "; ".join(f"`{x}`" for x in c["commands"])
-        lines += ["", f"Machine: {c['machine']}.", f"Commands (PYTHONPATH=src; rows accumulate "
-                  f"across runs with the same settings): {runs}", ""]  # fmt: skip
+        loads = [r["load"] for k, r in q.items() if k != "config" and "load" in r]
+        load_txt = (f" Load average (1 min) at the end of each run of this session: "
+                    f"{min(loads):.1f}–{max(loads):.1f} on 2 cores (shared with five other engineers)."
+                    if loads else "")  # fmt: skip
+        lines += ["", f"Machine: {c['machine']}.{load_txt}", f"Commands (PYTHONPATH=src; rows "
+                  f"accumulate across runs, each with its own budget): {runs}", ""]  # fmt: skip
         _plot(groups)
         lines += ["![accuracy](cells.png)", ""]
     cost = data.get("cost")
@@ -373,8 +386,8 @@ def _plot(groups):
     import matplotlib.pyplot as plt
 
     tasks = sorted({k[0] for k in groups})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(11, 3.4 * len(tasks)), squeeze=False)
+    for ax, task in zip(axes[:, 0], tasks):
         keys = sorted(k for k in groups if k[0] == task)
         xs = np.arange(len(keys))
         for i, (method, color) in enumerate([("online", "C0"), ("bptt", "C1"), ("spatial", "C2")]):
@@ -382,12 +395,13 @@ def _plot(groups):
             mean = [v.mean() if v is not None else np.nan for v in vals]
             std = [v.std() if v is not None else 0 for v in vals]
             ax.bar(xs + (i - 1) * 0.27, mean, 0.27, yerr=std, color=color, label=method)
-        ax.set_xticks(xs, [f"{k[1]}\n{k[2]}L" for k in keys], fontsize=8)
-        ax.set_title(task)
+        ax.set_xticks(xs, [f"{k[1]}\n{k[2]}L, {k[3].split(',')[0]}" for k in keys], fontsize=7)
+        ax.axhline({"copy": 0.5, "digits": 0.1}.get(task, 0.0), color="grey", lw=0.8, ls="--")
+        ax.set_title(f"{task} (dashed: chance)")
+        ax.set_xlabel("cell, layers, updates × batch")
         ax.set_ylabel("test accuracy")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(RESULTS / "cells.png", dpi=110)
+    save_figure(fig, RESULTS / "cells.png")
 
 
 def main():
