@@ -241,6 +241,12 @@ def cost_cmd(args):
 # --- report ----------------------------------------------------------------------------------
 
 
+def _loads(acc):
+    loads = [r["load"] for r in acc.values() if isinstance(r, dict) and "load" in r]
+    return (f"; 1-minute load average at the end of the runs that recorded it: {min(loads):.1f}–"
+            f"{max(loads):.1f} on 2 cores" if loads else "")  # fmt: skip
+
+
 def report_cmd(args):
     data = load()
     lines = ["# Long-range classification with the online LRU (shared 2-core CPU budget)", ""]
@@ -249,7 +255,7 @@ def report_cmd(args):
         c = acc["config"]
         lines += [
             f"Machine: {c['machine']} — shared with other engineers' tests and benchmarks while it ran "
-            "(commands per task below the table).",
+            f"(commands per row below the table){_loads(acc)}.",
             "",
             "Networks: `rx.LRUNet` (*lru*: r ∈ [0.9, 0.999]) or `rx.DeepRNN` of another cell (named in "
             "the *net* column), pooled output (running mean, gradient to the current step only), "
