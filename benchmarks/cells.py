@@ -12,6 +12,7 @@ docs/results/cells.md and cells.png):
   LRU's scheme), ``bptt`` = ``rx.BPTT()``, ``spatial`` = ``rx.TBPTT(1)`` (the
   instantaneous gradient: backprop through the stack at time t only, no credit through
   time).  Reports test accuracy (copy: per-bit on the recall steps; digits: the pooled
+  prediction at the last step; listops: generated expressions of 32–128 tokens, the pooled
   prediction at the last step).
 * ``cost`` — one stream, float32: time per step of an inference step (a ``lax.scan`` of
   the model), of ``rx.SnAp(1).chunk_step`` over chunks of K = 48 steps (updates every 48
@@ -20,6 +21,7 @@ docs/results/cells.md and cells.png):
 
 Usage:
   PYTHONPATH=src python benchmarks/cells.py quality --tasks digits copy --cells mingru elstm rtu --layers 1 2
+  PYTHONPATH=src python benchmarks/cells.py quality --tasks listops --cells rtu lru --layers 2
   PYTHONPATH=src python benchmarks/cells.py cost --cells mingru minlstm rglru rtu nonlinear-rtu elstm lru --layers 1 2 4
   PYTHONPATH=src python benchmarks/cells.py report
 """
@@ -107,7 +109,32 @@ def digits_setup():
                 T=64)  # fmt: skip
 
 
-SETUPS = {"copy": copy_setup, "digits": digits_setup}
+def listops_setup(length=128, min_length=32, n_train=2000, n_test=500):
+    """Short generated ListOps (LRA grammar, the root an operator, expressions of
+    ``min_length``–``length`` tokens padded to T = ``length``): the pooled prediction at the
+    last step; the long (≥ 500-token) version is ``long_range.py``'s."""
+    from long_range import long_listops  # function-local: long_range imports this module
+    from rtrlax.tasks.listops import VOCAB
+
+    tok, lab = long_listops(n_train + n_test, seed=0, min_length=min_length, max_length=length)
+    tok, lab = jnp.asarray(tok), jnp.asarray(lab)
+    onehot = lambda t: jax.nn.one_hot(t, VOCAB, dtype=jnp.float32)  # noqa: E731
+    targets = class_targets(lab[:n_train], length)
+
+    def train_batch(key, batch):
+        idx = jax.random.choice(key, n_train, (batch,), replace=False)
+        return onehot(tok[idx]), jax.tree_util.tree_map(lambda a: a[idx], targets)
+
+    def accuracy(ys_, targets_):
+        return jnp.mean(jnp.argmax(ys_[:, -1], -1) == targets_.label[:, -1])
+
+    return dict(input=VOCAB, output=10, pool=True, loss=class_loss, train_batch=train_batch,
+                test=(onehot(tok[n_train:]), class_targets(lab[n_train:], length)),
+                accuracy=accuracy, T=length,
+                majority=float(np.bincount(np.asarray(lab[n_train:]), minlength=10).max() / n_test))  # fmt: skip
+
+
+SETUPS = {"copy": copy_setup, "digits": digits_setup, "listops": listops_setup}
 
 
 def make_model(cell, setup_or_sizes, n_layers, key, d_model, d_hidden):
@@ -280,7 +307,9 @@ def report_cmd(args):
             "step t only; for the LRU this is the online-LRU paper's *1-truncated* "
             "`OnlineLRU(horizon=1)`, whose recurrence parameters get one step of credit). Test "
             "accuracy, mean ± std over seeds (copy: per-bit accuracy on the recall steps, chance "
-            "0.5; digits: the pooled prediction at the last step, chance 0.1, majority class 0.11).",
+            "0.5; digits: the pooled prediction at the last step, chance 0.1, majority class 0.11; "
+            "listops: generated LRA-grammar expressions of 32–128 tokens, 2,000 training and 500 "
+            "test, the pooled prediction at the last step).",
             "",
             "| task | cell | layers | budget | online | bptt | spatial | online − bptt |",
             "|---|---|---|---|---|---|---|---|",
@@ -416,7 +445,8 @@ def _plot(groups):
             std = [v.std() if v is not None else 0 for v in vals]
             ax.bar(xs + (i - 1) * 0.27, mean, 0.27, yerr=std, color=color, label=method)
         ax.set_xticks(xs, [f"{k[1]}\n{k[2]}L, {k[3].split(',')[0]}" for k in keys], fontsize=7)
-        ax.axhline({"copy": 0.5, "digits": 0.1}.get(task, 0.0), color="grey", lw=0.8, ls="--")
+        if task in ("copy", "digits"):
+            ax.axhline({"copy": 0.5, "digits": 0.1}[task], color="grey", lw=0.8, ls="--")
         ax.set_title(f"{task} (dashed: chance)")
         ax.set_xlabel("cell, layers, updates × batch")
         ax.set_ylabel("test accuracy")
