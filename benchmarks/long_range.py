@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ import numpy as np
 
 import rtrlax as rx
 from harness import ResultParts, machine_description as machine
+from cells import train as cells_train
 from online_lru import train
 from rtrlax.tasks.digits import class_loss, class_targets, sequential_digits
 from rtrlax.tasks.listops import OPERATORS, PAD, VOCAB, _ID, evaluate, to_tokens
@@ -50,6 +52,11 @@ JSON = RESULTS / "long_range.json"
 
 
 _PARTS = ResultParts(JSON)
+# methods for a DeepRNN of another cell (``--cell``), named as in cells.py: the online LRU's
+# scheme is rx.SnAp(1) there; TBPTT(1) (backprop through step t only) is the 1-truncated
+# gradient (one step of credit to the recurrence); the LRU-only "spatial" has no analogue.
+METHODS = ("online", "BPTT", "spatial", "1-truncated")
+CELL_METHODS = {"online": "online", "BPTT": "bptt", "1-truncated": "spatial"}
 load, save = _PARTS.load, _PARTS.save
 
 
@@ -154,14 +161,23 @@ def accuracy_cmd(args):
             setup, majority = digits16_setup()
             updates = args.digits_updates
         out[f"{task}/majority"] = majority
-        out[f"{task}/setup"] = dict(updates=updates, lr=args.lr, batch=args.batch, layers=args.layers,
+        prefix = task if args.cell == "lru" else f"{task}/{args.cell}"
+        out[f"{prefix}/setup"] = dict(updates=updates, lr=args.lr, batch=args.batch, layers=args.layers,
                                     d_model=args.d_model, d_hidden=args.d_hidden, command=" ".join(sys.argv))  # fmt: skip
         for method in args.methods:
-            name = f"{task}/{method}"
+            name = f"{task}/{method}" if args.cell == "lru" else f"{task}/{args.cell}/{method}"
             if name in out:
                 continue
-            res = train(setup, method, args.layers, seeds, updates=updates, batch=args.batch,
-                        d_model=args.d_model, d_hidden=args.d_hidden, lr=args.lr)  # fmt: skip
+            kw = dict(updates=updates, batch=args.batch, d_model=args.d_model,
+                      d_hidden=args.d_hidden, lr=args.lr)  # fmt: skip
+            if args.cell == "lru":
+                res = train(setup, method, args.layers, seeds, **kw)
+            else:  # a DeepRNN of another cell: cells.py's loop, online = rx.SnAp(1)
+                if method not in CELL_METHODS:
+                    print(f"{name}: skipped (no {method!r} variant for a {args.cell} stack)")
+                    continue
+                res = cells_train(setup, args.cell, CELL_METHODS[method], args.layers, seeds, **kw)
+            res["load"] = os.getloadavg()[0]
             res["updates"] = updates
             out[name] = res
             print(f"{name}: acc {np.round(res['accuracy'], 3)} ({res['seconds']:.0f} s)", flush=True)
@@ -225,6 +241,12 @@ def cost_cmd(args):
 # --- report ----------------------------------------------------------------------------------
 
 
+def _loads(acc):
+    loads = [r["load"] for r in acc.values() if isinstance(r, dict) and "load" in r]
+    return (f"; 1-minute load average at the end of the runs that recorded it: {min(loads):.1f}–"
+            f"{max(loads):.1f} on 2 cores" if loads else "")  # fmt: skip
+
+
 def report_cmd(args):
     data = load()
     lines = ["# Long-range classification with the online LRU (shared 2-core CPU budget)", ""]
@@ -233,17 +255,20 @@ def report_cmd(args):
         c = acc["config"]
         lines += [
             f"Machine: {c['machine']} — shared with other engineers' tests and benchmarks while it ran "
-            "(commands per task below the table).",
+            f"(commands per row below the table){_loads(acc)}.",
             "",
-            f"Network: `rx.LRUNet`, {c['layers']} layers, d_model {c['d_model']}, d_hidden {c['d_hidden']}, "
-            "r ∈ [0.9, 0.999], pooled output (running mean, gradient to the current step only), "
-            f"cross-entropy at every step, float32; Adam (learning rate per task below), batch {c['batch']} sequences per "
-            f"update, {len(c['seeds'])} seeds. **online**: `rx.OnlineLRU()` gradients accumulated during "
-            "each sequence, one update at its end (the online-LRU paper's protocol); **BPTT**: exact "
-            "gradient of the same loss; **spatial**: `OnlineLRU(horizon=0)` (no temporal credit); "
-            "**1-truncated**: `OnlineLRU(horizon=1)`. Budget per method: the number of updates in the table "
-            "(tiny next to the paper's: these runs show the ordering at a CPU budget, not the paper's "
-            "accuracies).",
+            "Networks: `rx.LRUNet` (*lru*: r ∈ [0.9, 0.999]) or `rx.DeepRNN` of another cell (named in "
+            "the *net* column), pooled output (running mean, gradient to the current step only), "
+            "cross-entropy at every step, float32; Adam at a constant learning rate; each row's budget "
+            f"(layers, d_model = d_hidden, updates × sequences per update, lr) in its columns; {len(c['seeds'])} "
+            "seeds (vmapped), every method of a row the same sequences and updates. **online**: "
+            "`rx.OnlineLRU()` for the LRU (gradients accumulated during each sequence, one update at "
+            "its end: the online-LRU paper's protocol), `rx.SnAp(1)` (the same scheme: exact "
+            "per-layer traces + spatial backprop) for other cells; **BPTT**: exact gradient of the same "
+            "loss; **spatial**: `OnlineLRU(horizon=0)` (no temporal credit; LRU only); "
+            "**1-truncated**: `OnlineLRU(horizon=1)` for the LRU, `rx.TBPTT(1)` for other cells "
+            "(backprop through step t only). These budgets are tiny next to the paper's (many GPU "
+            "epochs): the rows show what a shared CPU can order, not the paper's accuracies.",
             "",
             f"* ListOps: generated with the LRA grammar (depth ≤ 10, ≤ 10 arguments, operator "
             f"probability 0.3, the root always an operator), expressions of {c['min_length']}–{c['length']} tokens padded to "
@@ -251,24 +276,26 @@ def report_cmd(args):
             f"* Digits 16×16: scikit-learn's 8×8 digits, each pixel repeated 2×2, read pixel by pixel "
             "(T = 256); 1,438 training, 359 test images.",
             "",
-            "| task | chance (majority class) | " + " | ".join(c["methods"]) + " |",
-            "|---" * (len(c["methods"]) + 2) + "|",
+            "| task | net | layers | d | updates × batch | lr | chance (majority class) | " + " | ".join(METHODS) + " |",
+            "|---" * (len(METHODS) + 7) + "|",
         ]
-        for task in ("listops", "digits16"):
-            if f"{task}/setup" not in acc:
-                continue
+        setups = sorted(k[: -len("/setup")] for k in acc if k.endswith("/setup"))
+        for prefix in setups:
+            task, _, net = prefix.partition("/")
+            base = task.split("@")[0]
             cells = []
-            for m in c["methods"]:
-                r = acc.get(f"{task}/{m}")
+            for m in METHODS:
+                r = acc.get(f"{prefix}/{m}")
                 cells.append("—" if r is None else f"{np.mean(r['accuracy']):.3f} ± {np.std(r['accuracy']):.3f}")
-            st = acc[f"{task}/setup"]
-            lines.append(f"| {task} ({st['updates']} updates, lr {st['lr']}) | {acc.get(task + '/majority', float('nan')):.3f} | "
+            st = acc[f"{prefix}/setup"]
+            lines.append(f"| {task} | {net or 'lru'} | {st['layers']} | {st['d_model']} | {st['updates']} × "
+                         f"{st['batch']} | {st['lr']} | {acc.get(base + '/majority', float('nan')):.3f} | "
                          + " | ".join(cells) + " |")  # fmt: skip
-        lines += ["", "Test accuracy at the last step, mean ± std over seeds; per seed and wall time "
-                  "in `long_range.json`. Commands, per task:", ""]  # fmt: skip
-        for task in ("listops", "digits16"):
-            if f"{task}/setup" in acc:
-                lines.append(f"* {task}: `{acc[task + '/setup']['command']}`")
+        lines += ["", "Test accuracy at the last step, mean ± std over seeds; per seed, wall time and "
+                  "load average in `long_range.json` (a task name `X@N×B` marks an earlier, smaller "
+                  "budget kept for comparison). Commands, per row:", ""]  # fmt: skip
+        for prefix in setups:
+            lines.append(f"* {prefix}: `{acc[prefix + '/setup']['command']}`")
         lines.append("")
     cost = data.get("cost")
     if cost:
@@ -313,6 +340,8 @@ def main(argv=None):
     a.add_argument("--min-length", type=int, default=500)
     a.add_argument("--length", type=int, default=640)
     a.add_argument("--resume", action="store_true")
+    a.add_argument("--cell", default="lru", help="the stack's cell: lru (rx.LRUNet, rx.OnlineLRU) or a "
+                   "DeepRNN cell name (mingru, rtu, ...; online = rx.SnAp(1))")
     a.set_defaults(func=accuracy_cmd)
     c = sub.add_parser("cost")
     c.add_argument("--T", type=int, default=1024)

@@ -104,3 +104,35 @@ def test_input_masks_are_kept_by_snap1():
     g, _ = rx.accumulate_grads(rx.SnAp(1), cell, xs, ts, mse)
     assert bool(jnp.all(jnp.where(cell.mask_ih, 0.0, g.weight_ih) == 0))
     assert rel_err(g, rx.accumulate_grads(rx.BPTT(), cell, xs, ts, mse)[0]) <= 1e-10
+
+
+def test_rtu_input_scale_and_elstm_output_gate_written_out():
+    """The RTU's input enters scaled by √(1 − r²) per unit (the authors' form), or not
+    with ``input_norm=False``; the eLSTM's output gate reads the new cell state."""
+    x = jax.random.normal(jax.random.key(3), (2,))
+    for cls in (RTU, NonlinearRTU):
+        for norm in (True, False):
+            cell = cls(2, 4, key=jax.random.key(1), input_norm=norm)
+            state = (jnp.full(4, 0.3), jnp.full(4, -0.2))
+            r = np.exp(-np.exp(np.asarray(cell.nu_log)))
+            th = np.exp(np.asarray(cell.theta_log))
+            n = np.sqrt(1 - r**2) if norm else np.ones(4)
+            wx = np.einsum("gki,i->gk", np.asarray(cell.weight_ih), x) + np.asarray(cell.bias_ih)
+            c1 = r * np.cos(th) * 0.3 - r * np.sin(th) * -0.2 + n * wx[0]
+            c2 = r * np.sin(th) * 0.3 + r * np.cos(th) * -0.2 + n * wx[1]
+            if cls is NonlinearRTU:
+                c1, c2 = np.maximum(c1, 0), np.maximum(c2, 0)
+            got = cell.update(state, x)
+            np.testing.assert_allclose(got[0], c1, rtol=1e-12)
+            np.testing.assert_allclose(got[1], c2, rtol=1e-12)
+    cell = ELSTM(2, 4, key=jax.random.key(2))
+    c0 = jnp.linspace(-0.5, 0.5, 4)
+    a = np.einsum("gki,i->gk", np.asarray(cell.weight_ih), x) + np.asarray(cell.bias_ih)
+    w = np.asarray(cell.weight_rec)
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    f, z = sig(a[0] + w[0] * c0), np.tanh(a[1] + w[1] * c0)
+    c = f * c0 + (1 - f) * z
+    h = sig(a[2] + w[2] * c) * c
+    got_c, got_h = cell.update((c0, jnp.zeros(4)), x)
+    np.testing.assert_allclose(got_c, c, rtol=1e-12)
+    np.testing.assert_allclose(got_h, h, rtol=1e-12)

@@ -5,8 +5,8 @@ arXiv 2305.19044): an LSTM-like cell whose recurrent weights are vectors.
 
     f_t &= \\sigma(W_f x_t + b_f + w_f \\odot c_{t-1})\\\\
     z_t &= \\tanh(W_z x_t + b_z + w_z \\odot c_{t-1})\\\\
-    o_t &= \\sigma(W_o x_t + b_o + w_o \\odot c_{t-1})\\\\
-    c_t &= f_t \\odot c_{t-1} + (1 - f_t) \\odot z_t, \\qquad h_t = o_t \\odot c_t
+    c_t &= f_t \\odot c_{t-1} + (1 - f_t) \\odot z_t\\\\
+    o_t &= \\sigma(W_o x_t + b_o + w_o \\odot c_t), \\qquad h_t = o_t \\odot c_t
 
 Every recurrent connection is unit-to-itself (``w_f, w_z, w_o`` are ``[k]`` vectors),
 so each unit's state depends on its own past only: RTRL needs one trace per parameter
@@ -14,11 +14,16 @@ and state component (the paper's tractable exact RTRL), which SnAp-1 keeps — S
 exact on this cell.  Not linear in the state (the gates read ``c_{t-1}``): no
 sequence mode.
 
-Variant implemented: the coupled input/forget gate ``(1 − f_t)`` and the recurrent
-vectors read the cell state ``c_{t-1}``, as we read the paper's eLSTM; the output gate
-reads ``c_{t-1}`` as well.  As a gated cell: ``weight_ih = [W_f; W_z; W_o]`` (G = 3),
-no ``weight_hh``, unit parameter ``weight_rec = [w_f; w_z; w_o]`` (``[3, k]``),
-state ``(c, h)`` (m = 2; ``h`` is not fed back).  Initialisation: PyTorch-style
+Checked against the authors' public code: the forget gate and the candidate read the
+previous cell state through vectors, the input gate is coupled (``1 − f_t``) and the
+output gate is conditioned on the *new* cell state ``c_t``.  One difference, on
+purpose: there the output gate is a full linear map of ``[x_t; c_t]``, placed outside
+the recurrent layer (it mixes units, so inside the cell it would break the per-unit
+structure that makes SnAp-1 exact); here it reads ``c_t`` through a vector ``w_o``, so
+the whole cell stays element-wise (in :class:`~rtrlax.DeepRNN` the block after the
+cell mixes units).  As a gated cell: ``weight_ih = [W_f; W_z; W_o]`` (G = 3), no
+``weight_hh``, unit parameter ``weight_rec = [w_f; w_z; w_o]`` (``[3, k]``), state
+``(c, h)`` (m = 2; ``h`` is not fed back).  Initialisation: PyTorch-style
 ``U(−1/√k, 1/√k)`` for every weight and bias.
 """
 
@@ -76,9 +81,10 @@ class ELSTM(AbstractGatedCell):
 
     def pointwise(self, ax, ah, state):
         c, _ = state
-        a = ax + self.weight_rec * c
-        f, z, o = jax.nn.sigmoid(a[0]), jnp.tanh(a[1]), jax.nn.sigmoid(a[2])
+        f = jax.nn.sigmoid(ax[0] + self.weight_rec[0] * c)
+        z = jnp.tanh(ax[1] + self.weight_rec[1] * c)
         c = f * c + (1 - f) * z
+        o = jax.nn.sigmoid(ax[2] + self.weight_rec[2] * c)
         return c, o * c
 
     def output(self, state):

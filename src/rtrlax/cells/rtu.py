@@ -10,8 +10,10 @@ on the output only:
 
 .. math::
 
-    c^1_t &= r\\cos\\theta \\odot c^1_{t-1} - r\\sin\\theta \\odot c^2_{t-1} + W^1 x_t + b^1\\\\
-    c^2_t &= r\\sin\\theta \\odot c^1_{t-1} + r\\cos\\theta \\odot c^2_{t-1} + W^2 x_t + b^2\\\\
+    c^1_t &= r\\cos\\theta \\odot c^1_{t-1} - r\\sin\\theta \\odot c^2_{t-1}
+             + n \\odot (W^1 x_t + b^1)\\\\
+    c^2_t &= r\\sin\\theta \\odot c^1_{t-1} + r\\cos\\theta \\odot c^2_{t-1}
+             + n \\odot (W^2 x_t + b^2)\\\\
     y_t &= [f(c^1_t);\\ f(c^2_t)] \\qquad (2k \\text{ outputs})
 
 **Non-linear RTU** (:class:`NonlinearRTU`) — ``f`` inside the recurrence:
@@ -23,11 +25,15 @@ depends on its own previous pair only, so SnAp-1 is exact RTRL — the paper's p
 (its RTRL update is linear in the number of units).  The linear RTU is linear in its
 state and evaluates a whole sequence with a parallel scan.
 
-Variant implemented: no input normalisation factor (the LRU's ``γ``; an RTU's input
-weights absorb it), biases ``b¹, b²`` on the input maps, ``f`` = ReLU by default
-(``activation``).  Initialisation as the LRU's: ``r`` uniform on the ring
-``[r_min, r_max]`` (λ uniform over the annulus), phase ``U[0, max_phase]``; input
-weights ``U(−1/√k, 1/√k)``.
+Input normalisation ``n = √(1 − r²)`` (per unit; it keeps a unit's stationary variance
+independent of ``r``) as in the authors' code (``input_norm=True``, the default);
+``input_norm=False`` drops it (``n = 1``).  Differences from the paper's cell, on purpose: biases ``b¹, b²``
+on the input maps (the paper's maps have none; a zero bias gives the paper's cell) and
+``f`` = ReLU by default (``activation``; the paper also uses others).  Initialisation as
+the LRU's: ``r`` uniform on the ring ``[r_min, r_max]`` (λ uniform over the annulus),
+phase ``U[0, max_phase]``; input weights ``U(−1/√k, 1/√k)``.  Checked against the
+authors' public implementation (``g = r cos θ``, ``φ = r sin θ`` with the exp-exp
+parameterisation, the rotation above, the ``√(1 − r²)`` input factor).
 """
 
 from __future__ import annotations
@@ -54,15 +60,23 @@ def _ring(key, hidden_size, r_min, r_max, max_phase, dtype):
     return jnp.log(-jnp.log(modulus)), jnp.log(max_phase * u2)
 
 
-def _rotate(nu_log, theta_log, ax, state):
-    """The linear pre-activation of both halves: ``λ c_{t-1} + W x_t + b`` (real form)."""
+def _input_scale(nu_log, input_norm: bool):
+    """``n = √(1 − r²)`` with ``r = exp(−exp(ν_log))`` (or 1 without normalisation)."""
+    if not input_norm:
+        return 1.0
+    return jnp.sqrt(-jnp.expm1(-2 * jnp.exp(nu_log)))
+
+
+def _rotate(cell, ax, state):
+    """The linear pre-activation of both halves: ``λ c_{t-1} + n (W x_t + b)`` (real form)."""
     c1, c2 = state
-    lam_re, lam_im = lambda_parts(nu_log, theta_log)
-    return lam_re * c1 - lam_im * c2 + ax[0], lam_im * c1 + lam_re * c2 + ax[1]
+    lam_re, lam_im = lambda_parts(cell.nu_log, cell.theta_log)
+    n = _input_scale(cell.nu_log, cell.input_norm)
+    return lam_re * c1 - lam_im * c2 + n * ax[0], lam_im * c1 + lam_re * c2 + n * ax[1]
 
 
 def _init(self, input_size, hidden_size, key, input_density, r_min, r_max, max_phase,
-          activation, dtype):  # fmt: skip
+          activation, input_norm, dtype):  # fmt: skip
     k_p, k_l = jax.random.split(key)
     p = gated_parameters(
         k_p, gates=2, input_size=input_size, hidden_size=hidden_size, density=1.0,
@@ -74,6 +88,7 @@ def _init(self, input_size, hidden_size, key, input_density, r_min, r_max, max_p
         k_l, hidden_size, r_min, r_max, max_phase, self.weight_ih.dtype
     )
     self.activation = activation
+    self.input_norm = bool(input_norm)
     self.input_size, self.hidden_size = input_size, hidden_size
 
 
@@ -87,6 +102,7 @@ class RTU(AbstractLinearGatedCell):
         input_density: fraction of the input weights kept (fixed random mask).
         r_min, r_max, max_phase: the ring ``|λ|`` and the phases are drawn from.
         activation: ``f`` (default ReLU).
+        input_norm: scale the input by ``√(1 − r²)`` per unit (the authors' code; default).
     """
 
     weight_ih: Float[Array, "2 hidden input"]
@@ -98,16 +114,18 @@ class RTU(AbstractLinearGatedCell):
     nu_log: Float[Array, " hidden"]
     theta_log: Float[Array, " hidden"]
     activation: Callable = eqx.field(static=True)
+    input_norm: bool = eqx.field(static=True)
     input_size: int = eqx.field(static=True)
     hidden_size: int = eqx.field(static=True)
 
     def __init__(
         self, input_size: int, hidden_size: int, *, key: PRNGKeyArray,
         input_density: float = 1.0, r_min: float = 0.0, r_max: float = 1.0 - 1e-3,
-        max_phase: float = 2 * math.pi, activation: Callable = jax.nn.relu, dtype=None,
+        max_phase: float = 2 * math.pi, activation: Callable = jax.nn.relu,
+        input_norm: bool = True, dtype=None,
     ):  # fmt: skip
         _init(self, input_size, hidden_size, key, input_density, r_min, r_max, max_phase,
-              activation, dtype)  # fmt: skip
+              activation, input_norm, dtype)  # fmt: skip
 
     def initial_state(self) -> tuple[Array, Array]:
         return zeros_state(self.hidden_size, 2, self.weight_ih.dtype)
@@ -116,11 +134,12 @@ class RTU(AbstractLinearGatedCell):
         return state[0]  # unused: no weight_hh
 
     def pointwise(self, ax, ah, state):
-        return _rotate(self.nu_log, self.theta_log, ax, state)
+        return _rotate(self, ax, state)
 
     def transition(self, ax):
         lam_re, lam_im = lambda_parts(self.nu_log, self.theta_log)
-        return jax.lax.complex(lam_re, lam_im), jax.lax.complex(ax[0], ax[1])
+        n = _input_scale(self.nu_log, self.input_norm)
+        return jax.lax.complex(lam_re, lam_im), jax.lax.complex(n * ax[0], n * ax[1])
 
     def output(self, state):
         return jnp.concatenate([self.activation(state[0]), self.activation(state[1])])
@@ -140,16 +159,18 @@ class NonlinearRTU(AbstractGatedCell):
     nu_log: Float[Array, " hidden"]
     theta_log: Float[Array, " hidden"]
     activation: Callable = eqx.field(static=True)
+    input_norm: bool = eqx.field(static=True)
     input_size: int = eqx.field(static=True)
     hidden_size: int = eqx.field(static=True)
 
     def __init__(
         self, input_size: int, hidden_size: int, *, key: PRNGKeyArray,
         input_density: float = 1.0, r_min: float = 0.0, r_max: float = 1.0 - 1e-3,
-        max_phase: float = 2 * math.pi, activation: Callable = jax.nn.relu, dtype=None,
+        max_phase: float = 2 * math.pi, activation: Callable = jax.nn.relu,
+        input_norm: bool = True, dtype=None,
     ):  # fmt: skip
         _init(self, input_size, hidden_size, key, input_density, r_min, r_max, max_phase,
-              activation, dtype)  # fmt: skip
+              activation, input_norm, dtype)  # fmt: skip
 
     def initial_state(self) -> tuple[Array, Array]:
         return zeros_state(self.hidden_size, 2, self.weight_ih.dtype)
@@ -158,7 +179,7 @@ class NonlinearRTU(AbstractGatedCell):
         return state[0]  # unused: no weight_hh
 
     def pointwise(self, ax, ah, state):
-        c1, c2 = _rotate(self.nu_log, self.theta_log, ax, state)
+        c1, c2 = _rotate(self, ax, state)
         return self.activation(c1), self.activation(c2)
 
     def output(self, state):
