@@ -209,6 +209,14 @@ def _final(hist, key, frac=0.3):
     return float(np.mean(v)) if v else float("nan")
 
 
+def _return_cell(rec) -> str:
+    """A table cell: mean ± std over seeds of the final return of one run record."""
+    if rec is None:
+        return "not run"
+    finals = [_final(r["history"], "return") for r in rec["runs"]]
+    return f"{np.nanmean(finals):.2f} ± {np.nanstd(finals):.2f}"
+
+
 def _mean_final(rec, key):
     return float(np.nanmean([_final(r["history"], key) for r in rec["runs"]]))
 
@@ -281,12 +289,7 @@ def report() -> None:
         for name in AGENTS:
             cells = []
             for env in envs:
-                rec = runs.get(f"{env} | {name}")
-                if rec is None:
-                    cells.append("not run")
-                    continue
-                finals = [_final(r["history"], "return") for r in rec["runs"]]
-                cells.append(f"{np.nanmean(finals):.2f} ± {np.nanstd(finals):.2f}")
+                cells.append(_return_cell(runs.get(f"{env} | {name}")))
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
         lines.append("![control](rl_control.png)")
@@ -306,12 +309,7 @@ def report() -> None:
             for name in AGENTS:
                 row = []
                 for src in (old, same, runs):
-                    rec = src.get(f"CartPole-PO | {name}")
-                    if rec is None:
-                        row.append("not run")
-                        continue
-                    finals = [_final(r["history"], "return") for r in rec["runs"]]
-                    row.append(f"{np.nanmean(finals):.2f} ± {np.nanstd(finals):.2f}")
+                    row.append(_return_cell(src.get(f"CartPole-PO | {name}")))
                 lines.append(f"| {name} | " + " | ".join(row) + " |")
             lines.append("")
 
