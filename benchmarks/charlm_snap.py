@@ -43,7 +43,11 @@ from harness import figure, machine_description as machine, save_figure
 from rtrlax.tasks.charlm import evaluate_bpc
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXT = ROOT.parent.parent / "shared" / "data" / "tinyshakespeare.txt"
+#: the project's data folder sits beside the checkout (``../shared/data``); a git worktree
+#: one level deeper (``…/wt/NAME``) finds it one level further up
+TEXT = next((p for p in (ROOT.parent / "shared" / "data" / "tinyshakespeare.txt",
+                         ROOT.parent.parent / "shared" / "data" / "tinyshakespeare.txt") if p.exists()),
+            ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
 ESTIMATORS = {
     "snap1": ("SnAp-1", lambda a, m: rx.SnAp(1)),
     "snap2": ("SnAp-2", lambda a, m: rx.SnAp(2).bind(m)),
