@@ -370,66 +370,64 @@ def report_cmd(args):
 
 NOTES = """## Findings and caveats
 
-**What was run, and what was not.**  Each run costs 10–150 s of wall time on this 2-core
-VM (much of it compilation; it was shared with five other engineers for most of the
-session, load 8–14), so the grid is cut: *copy* (T = 48) at 200 updates of 16 sequences
-for all six new cells at 2 layers and RTU / ELSTM / RG-LRU at 4; *sequential digits*
-(T = 64) at 300 updates of 16 for all seven cells (LRU included) at 2 layers and the
-RTU at 1, 2 and 4 layers; *ListOps* (generated, 32–128 tokens padded to T = 128,
-majority class 0.16) at 300 updates of 16 for all seven cells at 2 layers.  **Not run**:
-1- and 4-layer rows for the other cells, the copy task at 1000–3000 updates.  The RTU,
-non-linear RTU and ELSTM rows were re-run after those cells were brought in line with
-the authors' code (the RTU's `√(1 − r²)` input scale, the eLSTM's output gate on `c_t`);
-every other row is unaffected by that change.
+**What was run.**  The whole grid: copy (T = 48, 200 updates of 16 sequences),
+sequential digits (T = 64, 300 × 16) and a short generated ListOps (32–128 tokens
+padded to T = 128, majority class 0.16; 300 × 16), each with 1-, 2- and 4-layer stacks
+of all seven cells (the six element-wise cells and the LRU), online / BPTT / spatial,
+3 seeds, d_model = d_hidden = 32, Adam 5·10⁻³.  Most 2-layer rows ran on a shared
+machine (load 8–14), the 1- and 4-layer rows and every RTU / non-linear RTU / ELSTM row
+on the idle machine at the end of the session (each row's load is in `cells.json`).
+The RTU, non-linear RTU and ELSTM rows were measured after those cells were brought in
+line with the authors' code (the RTU's `√(1 − r²)` input scale, the eLSTM's output gate
+on `c_t`).  Budgets are short everywhere: these are early-training orderings.
 
-**Copy (200 × 16).**  Online (per-layer traces) and BPTT end within 2 points in all 9
-rows (online ahead in four; largest gaps: RTU 2 layers +1.8, RG-LRU 4 layers −1.3).
-Spatial is below both everywhere.  But absolute accuracies are barely above chance (0.5)
-for every cell but the RTU (0.64–0.72): "within a few points" is shown only at this
-early stage.
+**Copy.**  Online (per-layer traces + spatial backprop) is within 3 points of BPTT in
+all 21 rows (−1.3 … +3.0; ahead in 11), and spatial-only is below both everywhere.
+Absolute accuracies are low (0.51–0.72 per bit against 0.5 chance); the LRU and RTU
+stacks learn most, and improve with depth (0.61 → 0.72).
 
-**ListOps, T = 128 (300 × 16).**  Every cell learns something above the majority class
-(BPTT 0.23–0.32 against 0.16).  Online is within 2.1 points of BPTT for five of the
-seven cells (ELSTM −2.1, MinLSTM −1.3, RG-LRU −1.9, non-linear RTU −0.7, LRU +0.3) and
-behind by about 5 points for MinGRU (−5.0) and the RTU (−4.8).  Spatial-only is below
-online for every cell (by 1.2 points for the RTU, 2.5 for the RG-LRU, 4–11 for the
-others).
+**ListOps, T = 128.**  Every cell learns something above the majority class at 2 and
+4 layers (BPTT 0.20–0.32).  Online − BPTT: within 3 points in all seven 1-layer rows;
+at 2 layers within 2.1 points for five cells, −5.0 (MinGRU) and −4.8 (RTU); at 4 layers
++1.9 (LRU), +0.7 (non-linear RTU), −1.9 (RG-LRU), −3.2 (MinGRU), −3.8 (MinLSTM, RTU),
+−5.5 (ELSTM).  Spatial-only is below online in 18 of 21 rows (the 1-layer RG-LRU, ELSTM
+and non-linear RTU are the exceptions, each within a point).
 
-**Digits (300 × 16).**  Only three cells learn at this budget: the RTU (BPTT 0.38 /
-0.55 / 0.61 at 1 / 2 / 4 layers), the LRU (BPTT 0.43 at 2 layers) and, weakly, the
-RG-LRU (0.24).  MinGRU, MinLSTM, ELSTM and the non-linear RTU stay near chance
-(0.09–0.16) under **every** method, BPTT included — a budget (or learning-rate) limit of
-these cells here, not an online-learning failure.  Where a cell learns, the ordering is
-BPTT > online > spatial, and online **trails BPTT by more than a few points in the
-2- and 4-layer stacks**: RTU −3.2 (1 layer), −11.0 (2), −5.6 (4) points; LRU −7.2 and
-RG-LRU −5.4 at 2 layers (seed std 3–12 points with 3 seeds: the 2-layer RTU and RG-LRU gaps are about two
-standard deviations, the others 1–1.5).  Spatial-only (`TBPTT(1)`) is far
-below both (RTU 0.14–0.41, LRU at chance; the grid's LRU is `DeepRNN(cell="lru")` with
-the library's default ring |λ| ∈ [0, 0.999], while `online_lru.md` and `long_range.md`
-use [0.9, 0.999], where the 1-truncated LRU does learn).  So on digits, at this early
-stage of training, the online LRU paper's finding ("online within a few points of
-BPTT") is **not** reproduced for the cells that learn: the gap is 5–11 points at 2+
-layers, as the online-LRU table in `online_lru.md` also shows for the LRU on digits
-(−5 to −9 points at 200 updates of 32).  Whether it closes with longer training was not
-measured.  By contrast, the 2-layer LRU with the paper's ring ([0.9, 0.999]) on the
-upsampled digits (T = 256, `long_range.md`, same 300 × 16 budget) has online ≈ BPTT
-(0.392 vs 0.398), so the gap depends on the cell and its initialisation, not only on
-depth.
+**Digits (T = 64).**  The cells that learn at this budget are the RTU (BPTT 0.38 / 0.55
+/ 0.61 at 1 / 2 / 4 layers), the LRU (0.35 / 0.43 / 0.51) and, weakly, the RG-LRU (0.23
+/ 0.24 / 0.27); MinGRU, MinLSTM, ELSTM and the non-linear RTU stay near chance under
+**every** method, BPTT included (at most 0.22) — a budget / learning-rate limit of these
+cells here, not an online-learning failure.  Where a cell learns, BPTT > online >
+spatial, and the online gap grows with depth: RTU −3.2 / −11.0 / −5.6, LRU −1.1 / −7.2
+/ −9.6, RG-LRU −5.6 / −5.4 / −8.8 points at 1 / 2 / 4 layers (seed std 1–13 points with
+3 seeds: the 2-layer RTU and 4-layer RG-LRU gaps are about two standard deviations,
+the others one or less).  The grid's LRU is `DeepRNN(cell="lru")` with the library's
+default ring |λ| ∈ [0, 0.999]; with the online-LRU paper's ring [0.9, 0.999] the 2-layer
+LRU on the upsampled digits (T = 256, `long_range.md`, same budget) has online ≈ BPTT
+(0.392 vs 0.398), so the gap depends on the cell's initialisation, not only on depth.
 
-**Answer to the issue's question.**  Online (exact per-layer traces + spatial backprop)
-stays within about 2 points of BPTT with 2+ layers on copy (every cell) and on ListOps
-(five of seven cells); it does not on digits (5–11 points behind for the three cells
-that learn it), nor on ListOps for MinGRU and the RTU (about 5 points).  Budgets are
-short everywhere (accuracies far below converged values), so these are early-training
-orderings.
+**Answer to the issue's question** (does online stay within a few points of BPTT with
+2+ layers for every cell, as the online-LRU paper found for the LRU?).  On copy: yes,
+every cell, every depth (within 3 points).  On short ListOps: within 2.1 points for the
+LRU, non-linear RTU and RG-LRU at 2 and 4 layers and for MinLSTM and ELSTM at 2; 3–5.5
+points behind for MinGRU and the RTU (2 and 4 layers) and MinLSTM / ELSTM at 4.  On
+digits: no — 5–11 points behind for the three cells that learn it at 2+ layers.  So the
+paper's finding holds on the easier tasks and at shallow depth; with 4 layers and this
+short budget, the spatial backprop between layers (which drops each lower layer's
+influence on the upper layers' future states) costs several points on tasks that need
+it.
 
-**Cost.**  Measured on an otherwise idle machine (load average in the Machine line),
+**Cost.**  Measured on an otherwise idle machine (load average in the Machine line; the
+RTU, non-linear RTU and ELSTM rows re-measured after the cells changed, with
+`cells.py cost --cells rtu nonlinear-rtu elstm --layers 1 2 4 --chunks 16 --repeats 5`,
+the other rows in the previous session by `cells.py cost --cells mingru minlstm rglru
+rtu nonlinear-rtu elstm lru --layers 2 1 4 --chunks 16 --repeats 5`),
 one stream, d_model 64, an update every 48 steps.  `SnAp(1).chunk_step` is **not**
 cheaper than BPTT through the same 48-step chunks: online / BPTT(48) is 1.0–2.3×
-(median 1.5×), a tie only for single layers of the RTU, non-linear RTU and LRU.  The
+(median 1.5×), a tie (≤ 1.05×) only for single layers of the RTU, non-linear RTU and LRU and the 2-layer LRU.  The
 same run shows why it cannot be: BPTT(48) — `jax.grad` through a `lax.scan` of the
-stack's steps — costs 0.98–1.08× the stepwise inference scan of the same stack in 19 of
-the 21 rows (1.33× and 1.37× for the 2-layer RTU and LRU; column "BPTT(48)" against
+stack's steps — costs 1.00–1.11× the stepwise inference scan of the same stack in 20 of
+the 21 rows (1.40× for the 2-layer LRU; column "BPTT(48)" against
 "inference"): at one stream of d_model 64 a step's time is the fixed
 cost of a loop iteration and a few small matrix-vector products, so the backward pass
 adds almost nothing measurable.  Any online step contains that same forward step (it
