@@ -314,20 +314,23 @@ class ActorCritic(eqx.Module):
     def _normalise(self, stats: Moments, x):
         return jnp.clip((x - stats.mean) / jnp.sqrt(stats.var + 1e-8), -self.obs_clip, self.obs_clip)
 
-    def _preprocess(self, state: ACState, x):
+    def _preprocess(self, state: ACState, x, *, update: bool = True):
         """Observation normalisation and reward scaling (when enabled): the features and
-        rewards the agent uses at this step, and the state with updated statistics."""
+        rewards the agent uses at this step, and the state with the statistics updated
+        by this step's batch (``update=False``: frozen statistics, for acting only)."""
         dtype = state.reward.dtype
         x, reward = x.astype(dtype), state.reward
         if self.normalize_obs:
-            stats = moments_update(state.obs_stats, x)
+            stats = moments_update(state.obs_stats, x) if update else state.obs_stats
             x = jax.vmap(self._normalise, in_axes=(None, 0))(stats, x)
             state = state._replace(obs_stats=stats)
         if self.scale_reward:
-            g = self.gamma * state.disc_return + reward
-            stats = moments_update(state.ret_stats, g)
+            stats = state.ret_stats
+            if update:
+                g = self.gamma * state.disc_return + reward
+                stats = moments_update(stats, g)
+                state = state._replace(ret_stats=stats, disc_return=jnp.where(state.first, 0.0, g))
             reward = reward / jnp.sqrt(stats.var + 1e-8)
-            state = state._replace(ret_stats=stats, disc_return=jnp.where(state.first, 0.0, g))
         return state, x, reward
 
     def _trunk_input(self, x, prev_action, reward, first):
@@ -498,12 +501,7 @@ class ActorCritic(eqx.Module):
         """Acting only: the trunk's plain forward pass and a sampled action."""
         model = self.model(state)
         fresh = self._fresh(model, None)
-        x = x.astype(state.reward.dtype)
-        if self.normalize_obs:
-            x = jax.vmap(self._normalise, in_axes=(None, 0))(state.obs_stats, x)
-        reward = state.reward
-        if self.scale_reward:
-            reward = reward / jnp.sqrt(state.ret_stats.var + 1e-8)
+        _, x, reward = self._preprocess(state, x, update=False)
 
         def one(carry, x, reward, first, prev_action, key):
             carry = _where(first, fresh, carry)
