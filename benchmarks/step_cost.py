@@ -157,7 +157,8 @@ def bptt_chunk_cost(model, batch, steps, chunk, repeats, key):
 
 def _scan_fn(model, estimator, lead, step, key):
     """A jitted scan of ``step(model, carry, x, t, loss_fn)`` over inputs and targets of
-    leading shape ``lead`` (scanned axis first, then streams): ``(run, args)``."""
+    leading shape ``lead`` (scanned axis first, then streams): ``(run, args)``.  The scan
+    unrolls as rtrlax's own scans do (``estimator.scan_unroll(model)``)."""
     kx, kt = jax.random.split(key)
     xs = jax.random.normal(kx, (*lead, INPUT_SIZE), jnp.float32)
     ts = jax.random.normal(kt, (*lead, OUTPUT_SIZE), jnp.float32)
@@ -179,7 +180,8 @@ def _scan_fn(model, estimator, lead, step, key):
             return (carry, out.grads), out.loss
 
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        (carry, grads), losses = jax.lax.scan(body, (carry, zeros), (xs, ts))
+        unroll = estimator.scan_unroll(model)
+        (carry, grads), losses = jax.lax.scan(body, (carry, zeros), (xs, ts), unroll=unroll)
         return carry, losses, grads
 
     return run, (params, carry, xs, ts)

@@ -40,6 +40,23 @@ def test_update_every_sequence_matches_hand_written_loop(estimator):
     assert jnp.allclose(losses, jnp.concatenate(ref_losses), rtol=1e-10)
 
 
+def test_large_carries_take_the_whole_step_into_the_reset_branch(monkeypatch):
+    """Above a size threshold the step is compiled into both branches of the episode-reset
+    ``cond`` (so the carry is never copied through a do-nothing branch): same numbers."""
+    from rtrlax.learning import learner as learner_module
+
+    xs, ts = sequence(0, 12, 3, 2)
+    resets = (jnp.arange(12) % 5 == 0)[None]
+    runs = []
+    for threshold in (learner_module._LARGE_CARRY, 0):
+        monkeypatch.setattr(learner_module, "_LARGE_CARRY", threshold)
+        learner = rx.OnlineLearner(small_net(), rx.RTRL(), optax.sgd(0.1), mse)
+        state = learner.init(jax.random.key(0), batch_size=1)
+        runs.append(learner.learn(state, xs[None], ts[None], resets))
+    assert rel_err(runs[0][0].params, runs[1][0].params) <= 1e-12
+    assert jnp.allclose(runs[0][1], runs[1][1], rtol=1e-12)
+
+
 def test_resume_is_bit_identical(tmp_path):
     task = rx.CopyTask(bits=2, pattern_length=3, padding=1)
     net = rx.Readout(rx.GRU(task.input_size, 5, key=jax.random.key(0)), task.output_size, key=jax.random.key(1))

@@ -45,6 +45,12 @@ class AbstractOnlineEstimator(AbstractEstimator):
         """Advance ``carry`` by input ``x``; return the new carry and this step's output."""
 
 
+    def scan_unroll(self, model: eqx.Module) -> int:
+        """How many steps a ``lax.scan`` over :meth:`step` should take per iteration
+        (its ``unroll``) for ``model``: 1 unless the estimator's in-place updates need two
+        buffers to alternate between (dense RTRL).  rtrlax's own scans use it."""
+        return 1
+
     def batch_step(
         self, model: eqx.Module, carry: PyTree, x: Array, target: Any, loss_fn: LossFn
     ) -> tuple[PyTree, StepOutput]:

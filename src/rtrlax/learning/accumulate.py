@@ -80,5 +80,6 @@ def _accumulate(estimator, model, xs, targets, loss_fn, key):
         total = jax.tree_util.tree_map(jnp.add, total, out.grads)
         return (carry, total), out.loss
 
-    (_, grads), losses = jax.lax.scan(body, (carry, zero), (xs, targets))
+    unroll = estimator.scan_unroll(model)
+    (_, grads), losses = jax.lax.scan(body, (carry, zero), (xs, targets), unroll=unroll)
     return grads, losses

@@ -52,6 +52,14 @@ from ..streams import AbstractTask, Sample
 from . import sharding as shd
 from ._checks import check_output_and_loss, check_steps
 
+#: Carries (all streams on one device) of at least this many bytes are never copied by
+#: the episode-reset branch of a step (see ``OnlineLearner._step``).
+_LARGE_CARRY = 1 << 22
+
+
+def _nbytes(tree) -> int:
+    return sum(a.size * a.dtype.itemsize for a in jax.tree_util.tree_leaves(tree))
+
 
 class LearnerState(NamedTuple):
     """Everything a run needs to continue bit-identically (see ``save``/``restore``)."""
@@ -213,9 +221,20 @@ class OnlineLearner(eqx.Module):
                 lambda f, c: jnp.where(_expand(sample.reset, c), f, c), fresh, carry
             )
 
-        # only touch the (possibly large) carries on steps where some stream restarts
-        carry = jax.lax.cond(jnp.any(sample.reset), reset_streams, lambda c: c, state.carry)
-        carry, out = self.estimator.batch_step(model, carry, sample.x, sample.target, loss_fn)
+        def estimator_step(carry):
+            return self.estimator.batch_step(model, carry, sample.x, sample.target, loss_fn)
+
+        # only touch the carries on steps where some stream restarts.  A `cond` branch that
+        # passes the carries through unchanged copies them at every step; where they are
+        # large, each branch holds the whole step instead (compiled twice, copied never)
+        restart = jnp.any(sample.reset)
+        if _nbytes(state.carry) >= _LARGE_CARRY:
+            carry, out = jax.lax.cond(
+                restart, lambda c: estimator_step(reset_streams(c)), estimator_step, state.carry
+            )
+        else:
+            carry = jax.lax.cond(restart, reset_streams, lambda c: c, state.carry)
+            carry, out = estimator_step(carry)
         grads = shd.stream_mean(out.grads, self.mesh)  # mean over all streams
         grad_sum = jax.tree_util.tree_map(jnp.add, state.grad_sum, grads)
         step = state.step + 1
@@ -450,7 +469,8 @@ class OnlineLearner(eqx.Module):
                 counters = {k: jnp.mean(v) for k, v in cost(self.model(state), state.carry).items()}
             return state, (jnp.mean(out.loss), met, counters)
 
-        state, (losses, met, counters) = jax.lax.scan(body, state, None, length=n)
+        unroll = self.estimator.scan_unroll(self.model(state))
+        state, (losses, met, counters) = jax.lax.scan(body, state, None, length=n, unroll=unroll)
         return state, _summary(losses, met, self.mesh, counters)
 
     def _run_chunk_k(self, state: LearnerState, task: AbstractTask, n: int, loss_fn):
@@ -531,7 +551,7 @@ class OnlineLearner(eqx.Module):
 
         swap = lambda a: jnp.swapaxes(a, 0, 1)  # noqa: E731  [B, n] -> [n, B]
         samples = Sample(swap(xs), jax.tree_util.tree_map(swap, targets), swap(resets))
-        return jax.lax.scan(body, state, samples)
+        return jax.lax.scan(body, state, samples, unroll=self.estimator.scan_unroll(self.model(state)))
 
     # --- checkpoints -----------------------------------------------------------------------
 
