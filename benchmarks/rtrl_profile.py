@@ -7,6 +7,10 @@ each block and the gradient row sliced off (what the step does with M), the imme
 term alone (S vector-Jacobian products) and ``D_t`` alone (``jacfwd``).  Prints wall and
 process-CPU milliseconds and their ratio to ``D·M`` alone.
 
+This is the analysis that found the dense add's pass over M (seventh session); the step
+now adds unit-local immediate terms in place instead (``rtrlax.estimators.rtrl``), so
+the "step" line shows the current cost and the other lines the old step's parts.
+
     PYTHONPATH=src STEPS=2 R=3 python benchmarks/rtrl_profile.py
 """
 
@@ -32,7 +36,7 @@ for name, mk in (("GRU", sc.gru_model), ("RNN", sc.vanilla_model)):
     est = rx.RTRL()
     run, args = sc._scan_fn(model, est, (steps, 1), est.batch_step, key)
     carry = args[1]
-    blocks = [b[0] for b in carry.influence]  # unbatched [S, p_l]
+    blocks = [b[0, :-1] for b in carry.influence]  # unbatched [S, p_l] (the spare row dropped)
     S = blocks[0].shape[0]
     P = sum(b.shape[1] for b in blocks)
     d = jax.random.normal(key, (1, S, S), jnp.float32) / S

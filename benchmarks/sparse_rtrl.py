@@ -143,7 +143,8 @@ def time_scan(model, estimator, task, steps, repeats, *, key):
             carry, out = estimator.step(model, carry, x, pair[1], task.loss)
             return carry, out.loss
 
-        return jax.lax.scan(body, estimator.init(model), (seq[:-1], seq[1:]))
+        unroll = estimator.scan_unroll(model)  # as rtrlax's own scans
+        return jax.lax.scan(body, estimator.init(model), (seq[:-1], seq[1:]), unroll=unroll)
 
     return time_call(run, model, seq, repeats=repeats).wall / steps
 
@@ -309,7 +310,8 @@ def time_estimators(model, task, ests, repeats, *, key, state, warm, steps, log)
                                   task.loss)
                 return (c, jax.tree_util.tree_map(jnp.add, g, out.grads)), out.loss
 
-            (carry, g), losses = jax.lax.scan(body, (carry, g0), (seq[:-1], seq[1:]))
+            unroll = est.scan_unroll(m)  # as rtrlax's own scans
+            (carry, g), losses = jax.lax.scan(body, (carry, g0), (seq[:-1], seq[1:]), unroll=unroll)
             return carry, g, losses
 
         fn = jax.jit(run, donate_argnums=1)

@@ -169,6 +169,13 @@ class SparseRTRL(AbstractTraceEstimator):
         self.capacity = capacity
         self.dense_above = float(dense_above)
 
+    def scan_unroll(self, model) -> int:
+        """2 when a core's state has several components (EGRU, LSTM): its new ``M`` mixes
+        them, so it cannot be written over ``M_{t-1}``, and a scan of two steps per
+        iteration alternates two buffers instead of copying it back each step; else 1."""
+        cores = model.cores() if hasattr(model, "cores") else ()
+        return 2 if any(len(c.initial_state()) > 1 for c in cores) else 1
+
     def check_model(self, model) -> None:
         super().check_model(model)
         for core in model.cores():
@@ -264,15 +271,18 @@ class SparseRTRL(AbstractTraceEstimator):
                 n_pad = -(-k // cap) * cap
                 order = jnp.nonzero(active, size=n_pad, fill_value=k)[0]
 
-                def chunk(b, acc):
+                def chunk(b):
                     idx = jax.lax.dynamic_slice(order, (b * cap,), (cap,))
                     valid = idx < k
                     idx = jnp.minimum(idx, k - 1)
                     h_rows = sum(local.rho[c, idx][:, None] * m_prev[c, idx, :] for c in range(m))
                     v_cols = jnp.where(valid, v[:, :, idx], 0).reshape(m * k, cap)
-                    return acc + (v_cols @ h_rows).reshape(m, k, n)
+                    return (v_cols @ h_rows).reshape(m, k, n)
 
-                return jax.lax.fori_loop(0, (worst + cap - 1) // cap, chunk, jnp.zeros_like(m_prev))
+                # the first chunk's product starts the sum (zero if no unit is active): no
+                # zero-filled accumulator to write and then read back
+                n_chunks = (worst + cap - 1) // cap
+                return jax.lax.fori_loop(1, n_chunks, lambda b, acc: acc + chunk(b), chunk(0))
 
             new = base + jax.lax.cond(dense, full, sparse, None)
 
