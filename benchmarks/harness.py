@@ -18,6 +18,7 @@ and import from here; none imports ``rtrlax.cli``.
 
 from __future__ import annotations
 
+import os
 import shlex
 import statistics
 import sys
@@ -35,6 +36,34 @@ SHARED_NOTE = (
     "The machine was shared with other jobs while this ran: absolute times are noisy; "
     "ratios measured in the same run are the figures to read."
 )
+
+
+def busy_cores(seconds: float = 1.0) -> float:
+    """How many cores were busy (all processes) over the next ``seconds``, from
+    ``/proc/stat``; the 1-minute load average where there is none.  Read it before a run's
+    own work: unlike the load average it does not remember the job that just ended."""
+    def sample():
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    try:
+        t0, i0 = sample()
+        time.sleep(seconds)
+        t1, i1 = sample()
+    except OSError:
+        return os.getloadavg()[0]
+    return (1 - (i1 - i0) / max(t1 - t0, 1e-9)) * (os.cpu_count() or 1)
+
+
+def load_note(busy: float, measure: str = "{:.1f} cores busy in the second before it started") -> str:
+    """One sentence on whether the machine was shared, from :func:`busy_cores` (or a load
+    average, with ``measure`` saying which) read before the run's own work."""
+    said = measure.format(busy)
+    if busy > 0.5:
+        return (f"shared with other jobs while this ran ({said}): absolute times are noisy; read "
+                "the ratios, each measured in the same run")
+    return f"nothing else was running ({said}); ratios are measured in the same run"
 
 
 # --- timing ------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ import numpy as np
 import optax
 
 import rtrlax as rx
-from harness import machine_description, measure_peak, save_figure, time_call, tree_bytes
+from harness import load_note, machine_description, measure_peak, save_figure, time_call, tree_bytes
 from rtrlax.diagnostics.accounting import (
     dense_rtrl_influence_floats,
     sparse_rtrl_cost,
@@ -447,10 +447,9 @@ def write(a_rows, b_rows, args, seconds):
         "# Sparse exact RTRL with EGRUs: character-level LM on tinyshakespeare",
         "",
         f"Command: `{cmd.strip()}`" + (" (part B)" if args.reuse_a else "") + "  ",
-        f"Machine: {machine_description()} — **shared with other jobs while part B ran (load "
-        f"average {args.load_before[0]:.1f} at its start, {args.load_after[0]:.1f} at its end, on "
-        "2 cores), so absolute times are noisy; the ratios were measured alternately in one "
-        "process.**  ",
+        f"Machine: {machine_description()} — part B: "
+        f"{load_note(args.load_before[0], '1-minute load average {:.1f} at its start')} "
+        f"(load average {args.load_after[0]:.1f} at its end, its own work included).  ",
         f"Run time: part A {args.part_a_seconds / 60:.1f} min, part B {seconds / 60:.1f} min. float32. Text: tinyshakespeare (first 90 % train, "
         f"last 10 % held out; character vocabulary of {task_vocab} symbols).",
         "",
@@ -671,6 +670,13 @@ def part_b_lines(rows, args):
     return lines
 
 
+def _span(values) -> str:
+    if not values:
+        return "—"
+    lo, hi = f"{min(values):.1f}", f"{max(values):.1f}"
+    return f"{lo}×" if lo == hi else f"{lo}–{hi}×"
+
+
 def findings_b(rows, args):
     """What the part B numbers show, computed from them."""
     egru = [r for r in rows if r["cell"] == "EGRU"]
@@ -682,6 +688,20 @@ def findings_b(rows, args):
     spd = [r["timing"]["rtrl"]["median_s"] / r["timing"]["sparse"]["median_s"] for r in timed]
     gf_s = [2 * r["timing"]["sparse"]["macs"] / r["timing"]["sparse"]["median_s"] / 1e9 for r in timed]
     gf_d = [2 * r["dense_rtrl_macs"] / r["timing"]["rtrl"]["median_s"] / 1e9 for r in timed]
+    peak = args.peak
+    fit = [(4 * r["timing"]["sparse"]["influence_bytes"] / (peak["gbs"] * 1e9)
+            + 2 * r["timing"]["sparse"]["macs"] / (peak["gflops"] * 1e9)) / r["timing"]["sparse"]["median_s"]
+           for r in egru if "median_s" in r["timing"]["sparse"]]
+    h_min = min(r["hidden"] for r in timed)
+    dense_same = [r["timing"]["rtrl"]["median_s"] for r in timed
+                  if r["hidden"] == h_min and "reused_from_density" not in r["timing"]["rtrl"]]
+    with_all = [r for r in egru if "median_s" in r["timing"].get("sparse_all_units", {})
+                and "median_s" in r["timing"]["sparse"]]
+    act_spd = [r["timing"]["sparse_all_units"]["median_s"] / r["timing"]["sparse"]["median_s"] for r in with_all]
+    act_red = [r["timing"]["sparse_all_units"]["macs"] / r["timing"]["sparse"]["macs"] for r in with_all]
+    by = {(r["hidden"], r["density"]): r["timing"]["sparse"].get("median_s") for r in egru}
+    halving = [(h, by[(h, 0.2)] / by[(h, 0.1)]) for h in sorted({r["hidden"] for r in egru})
+               if by.get((h, 0.2)) and by.get((h, 0.1))]
     fwd = [r["activity"] for r in egru]
     bwd = [r["backward"] for r in egru]
     gru = {r["hidden"]: r["test_bpc"] for r in rows if r["cell"] == "GRU"}
@@ -703,19 +723,21 @@ def findings_b(rows, args):
         "issue's bar of one half**. Where the rest goes, measured: SparseRTRL's multiply-adds run at "
         f"{min(gf_s):.0f}–{max(gf_s):.0f} GFLOP/s against dense RTRL's {min(gf_d):.0f}–{max(gf_d):.0f} "
         "(same runs) — its products are `[m·k, C] @ [C, n]` with a short contraction (C = "
-        f"capacity·k = {args.capacity:g}·k units) and each chunk re-reads and re-writes an "
-        "M-sized accumulator, where dense RTRL's one `[S+1, S] @ [S, p]` product contracts over "
-        "all S state rows; and four or more passes over M per step (read, write, the product's "
-        "output, the gradient's read) do not shrink with activity. The last table's 'floor + "
-        "compute ÷ measured' near 1 says the measured times are what these two costs predict "
-        "(with the matmul peak as measured under this load, which dense RTRL's large product "
-        "exceeds). Noise: dense RTRL's step at hidden 256 took "
-        + ", ".join(f"{r['timing']['rtrl']['median_s']:.1f}" for r in timed if r["hidden"] == min(x["hidden"] for x in timed)
-                    and "reused_from_density" not in r["timing"]["rtrl"])
-        + " s on the three EGRUs for the same work: the load moved every ratio here by up to ~±30 %.",
-        "- **Activity alone** (all-units path ÷ SparseRTRL, same EGRU): 1.5–2× faster for 3.9× "
-        "fewer multiply-adds; parameter sparsity (density 0.2 → 0.1) roughly halves the time "
-        "again, as the op count says.",
+        f"capacity·k = {args.capacity:g}·k units; at these activities one chunk, whose product "
+        "starts the sum), where dense RTRL's one `[S+1, S+1] @ [S+1, p]` product contracts over "
+        "all S state rows; and the passes over M (read M_{t−1}, the product's output, write "
+        "M_t, which mixes the two state components and so cannot be written in place) do not "
+        "shrink with activity. The last table's 'floor + compute ÷ measured' is "
+        f"{min(fit):.2f}–{max(fit):.2f}: those two costs, at this machine's measured peaks, "
+        "account for that share of the step; the rest is work outside both models (the gathers "
+        "of the active rows and columns, the element-wise pass's index arithmetic, the "
+        "recurrent-input rows of M and the row-activity record). Spread of dense RTRL's step at "
+        f"hidden {h_min} over the EGRUs of different densities (the same work): "
+        + ", ".join(f"{t:.2f}" for t in dense_same) + " s.",
+        f"- **Activity alone** (all-units path ÷ SparseRTRL, same EGRU): {_span(act_spd)} faster for "
+        f"{_span(act_red)} fewer multiply-adds; parameter sparsity (density 0.2 → 0.1) takes the "
+        "time down by " + ", ".join(f"{a:.2f}× at hidden {h}" for h, a in halving)
+        + " (op count: ≈ 2×).",
     ]
     if full:
         r = full[0]
@@ -737,17 +759,19 @@ def findings_b(rows, args):
             + "). One seed and a short budget: the gap is what this budget shows, not a converged "
             "comparison; the regulariser's weight was chosen from a short probe outside this script "
             "(at hidden 256, λ = 1 left ≈ 37 % of units firing, λ = 5 ≈ 14 %), not tuned for bpc.")
-    mem = [r for r in egru if "skipped" in r["timing"]["sparse"]]
-    if mem:
-        r = mem[0]
-        out.append(
-            f"- **Memory.** The sparse step's XLA temporaries are ≈ "
-            f"{statistics.median(t['timing']['sparse']['xla_temp_bytes'] / t['timing']['sparse']['influence_bytes'] for t in egru):.1f}"
-            "× its influence matrix (the "
-            "product's output and the element-wise pass's result besides M itself) against ≈ 1× for "
-            f"dense RTRL; at hidden {r['hidden']}, density {r['density']} (M = "
-            f"{r['timing']['sparse']['influence_bytes'] / 2**30:.1f} GiB) that did not fit beside the "
-            "other jobs, so that row was not timed.")
+    temps = [t["timing"]["sparse"]["xla_temp_bytes"] / t["timing"]["sparse"]["influence_bytes"]
+             for t in egru if t["timing"]["sparse"].get("xla_temp_bytes")]
+    if temps:
+        text = (f"- **Memory.** The sparse step's XLA temporaries are ≈ {statistics.median(temps):.1f}× "
+                "its influence matrix (the product's output and the element-wise pass's result "
+                "besides M itself) against ≈ 1× for dense RTRL.")
+        mem = [r for r in egru if "skipped" in r["timing"]["sparse"]]
+        if mem:
+            r = mem[0]
+            text += (f" At hidden {r['hidden']}, density {r['density']} (M = "
+                     f"{r['timing']['sparse']['influence_bytes'] / 2**30:.1f} GiB) that did not fit in "
+                     "the memory available, so that row was not timed.")
+        out.append(text)
     out.append("")
     return out
 
@@ -868,6 +892,7 @@ def main(argv=None):
     args.load_after = os.getloadavg()
     args.peak = peak._asdict()
     write(a_rows, b_rows, args, t1 - t0 - (0 if args.reuse_a else args.part_a_seconds))
+    (OUT / "sparse_rtrl_partial.json").unlink(missing_ok=True)  # the rows so far, for a crash
     print(f"wrote {OUT / 'sparse_rtrl.md'}")
 
 

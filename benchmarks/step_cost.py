@@ -38,7 +38,9 @@ import jax.numpy as jnp
 
 import rtrlax as rx
 from common import bptt_chunk_grads
-from harness import compiled_memory, machine_description, measure_peak, time_alternating, time_call, tree_bytes
+from harness import (
+    busy_cores, compiled_memory, load_note, machine_description, measure_peak, time_alternating, time_call, tree_bytes,
+)
 
 INPUT_SIZE = 32
 OUTPUT_SIZE = 8
@@ -249,6 +251,7 @@ def main(argv=None):
                    help="also time chunk_step (updates every K steps) where an estimator has it")
     p.add_argument("--no-peak", action="store_true", help="skip the peak micro-benchmarks (no roofline columns)")
     args = p.parse_args(argv)
+    load_at_start = busy_cores()
     if args.chunk is not None and args.chunk < 1:
         p.error("--chunk must be a positive integer")
 
@@ -281,7 +284,11 @@ def main(argv=None):
                     w, c = inference[base_key]
                     add(e.model_name, "inference", hidden, batch, w, c, w, c, None, None)
                 w0, c0 = inference[base_key]
-                steps = max(2, args.steps // 4) if e.name.startswith("RTRL") and hidden >= 128 else args.steps
+                # dense RTRL at hidden >= 128: fewer steps per call (each takes ms to s), but
+                # at least 8: a call allocates its output carry (M-sized, page-faulted in),
+                # a cost per call that fewer steps would pass off as a cost per step
+                big = e.name.startswith("RTRL") and hidden >= 128
+                steps = max(8, args.steps // 4) if big else args.steps
                 w, c, carry_b, temp_b = online_cost(model, e.estimator(), batch, steps, args.repeats, key)
                 floor = None
                 if e.name == "RTRL":
@@ -300,7 +307,8 @@ def main(argv=None):
                         w, c, carry_b, temp_b = bptt_chunk_cost(model, batch, n, args.chunk, args.repeats, key)
                         add(e.model_name, f"reference: BPTT through each chunk of {args.chunk}", hidden,
                             batch, w, c, w0, c0, carry_b, temp_b)
-    write_table(args.out, rows, floors, peak, " ".join(sys.argv[1:]) if argv is None else " ".join(argv))
+    write_table(args.out, rows, floors, peak, " ".join(sys.argv[1:]) if argv is None else " ".join(argv),
+                load_at_start)
 
 
 def _mb(b):
@@ -325,13 +333,12 @@ def _fmt_floor(entry):
     )
 
 
-def write_table(path: Path, rows, floors, peak, argstr: str) -> None:
+def write_table(path: Path, rows, floors, peak, argstr: str, load_at_start: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Step cost: online estimators vs an inference-only step",
         "",
-        f"Machine: {machine_description()}; shared with other jobs while this ran (absolute "
-        "times are noisy; read the ratios, each measured in the same run).",
+        f"Machine: {machine_description()}; {load_note(load_at_start)}.",
         f"Command: `python benchmarks/step_cost.py {argstr}`".rstrip() + " (float32, input 32, readout 8).",
         "",
         ("This machine's " + peak.describe() + "." if peak is not None else "Peak not measured (`--no-peak`)."),
@@ -366,7 +373,8 @@ def write_table(path: Path, rows, floors, peak, argstr: str) -> None:
             "",
             "## Dense RTRL at the matmul floor",
             "",
-            "Step = the scanned `batch_step` above, per step; `D·M alone` = the batched product "
+            "Step = the scanned `batch_step` above, per step (at hidden ≥ 128, scans of at least 8 "
+            "steps, two per loop iteration as `RTRL.scan_unroll` asks); `D·M alone` = the batched product "
             "`[B, S, S] @ [B, S, P_r]` by itself (one jitted call), the two timed alternately in "
             "this process (medians of wall-clock and of process CPU time). M = the influence matrices of all streams; temp = "
             "XLA's temporary memory of one jitted `batch_step` with the carry donated "

@@ -204,7 +204,9 @@ class SparseRTRL(AbstractTraceEstimator):
             n, g = num_columns(core), core.num_gates
             cap = _resolve_capacity(self.capacity, k)
             through = jnp.where(traces.dense, k, traces.chunks * cap) * 1.0
-            macs = macs + m * k * through * n + (m * m * k * n + m * g * k * k + m * n + m * k * n)
+            # the fixed part as a Python float: at hidden 512 it passes 2**31, which JAX
+            # would refuse to take as a (32-bit) integer
+            macs = macs + m * k * through * n + float(m * m * k * n + m * g * k * k + m * n + m * k * n)
             active = active + traces.active
             floats += m * k * n
             units += k
