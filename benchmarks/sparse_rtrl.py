@@ -729,9 +729,8 @@ def findings_b(rows, args):
         "M_t, which mixes the two state components and so cannot be written in place) do not "
         "shrink with activity. The last table's 'floor + compute ÷ measured' is "
         f"{min(fit):.2f}–{max(fit):.2f}: those two costs, at this machine's measured peaks, "
-        "account for that share of the step; the rest is work outside both models (the gathers "
-        "of the active rows and columns, the element-wise pass's index arithmetic, the "
-        "recurrent-input rows of M and the row-activity record). Spread of dense RTRL's step at "
+        "account for that share of the step; the rest is work outside both models, not broken "
+        "down in this run (see the profile in the notes below). Spread of dense RTRL's step at "
         f"hidden {h_min} over the EGRUs of different densities (the same work): "
         + ", ".join(f"{t:.2f}" for t in dense_same) + " s.",
         f"- **Activity alone** (all-units path ÷ SparseRTRL, same EGRU): {_span(act_spd)} faster for "
