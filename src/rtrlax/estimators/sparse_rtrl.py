@@ -25,10 +25,12 @@ to be zero is stored or multiplied:
 * Immediate terms of ``W_hh[g,i,j]`` are ``a_h[c,g,i]·h_{t-1,j}`` — zero for silent
   presynaptic units (they cost ``O(n)`` either way).
 
-**One pass for the element-wise work.** The diagonal part and the immediate term
-(each column of ``Ī_t`` has a single non-zero row, ``rows[col]``) are formed together
-as ``Σ_c' j_s[c,c',i] M_{t-1}[c',i,:] + [i = rows[:]] · vals[c,:]``, one fused
-element-wise pass over ``M`` (no scatter, no batched tiny matrix products).
+**One pass for the element-wise work.** The diagonal part
+``Σ_c' j_s[c,c',i] M_{t-1}[c',i,:]`` and the dense part's product are added in one fused
+element-wise pass over ``M`` (no batched tiny matrix products); the immediate term, one
+non-zero row per column of ``Ī_t`` (``rows[col]``), is then scattered into that pass's
+output in place (``m·n`` entries, where a ``[k, n]`` row mask fused into the pass cost
+more than the pass itself, ``benchmarks/sparse_rtrl_profile.py``).
 
 **Dense path at the matmul floor.** When more than ``dense_above`` of the units are
 active (default one half), the product runs over all units as one matrix product,
@@ -248,11 +250,8 @@ class SparseRTRL(AbstractTraceEstimator):
         chunks = (count + cap - 1) // cap
 
         # Element-wise part, one fused pass over M: the diagonal Σ_c' j_s[c, c', i]
-        # M_{t-1}[c', i, :] plus the immediate term (column -> its one row), written as a
-        # broadcast compare rather than a scatter so that XLA fuses both into the pass.
-        rows, vals = _immediate(core, local)
-        on_row = jnp.arange(k)[:, None] == rows[None, :]  # [k, n]
-        base = mix_components(local.j_s, m_prev, 0) + jnp.where(on_row[None], vals[:, None, :], 0)
+        # M_{t-1}[c', i, :] (plus the dense part's product below)
+        base = mix_components(local.j_s, m_prev, 0)
 
         if w_hh is None:
             new, dense = base, jnp.zeros((), bool)
@@ -287,6 +286,11 @@ class SparseRTRL(AbstractTraceEstimator):
                 return jax.lax.fori_loop(1, n_chunks, lambda b, acc: acc + chunk(b), chunk(0))
 
             new = base + jax.lax.cond(dense, full, sparse, None)
+
+        # the immediate term: one non-zero row per column (``rows[col]``), added in place
+        # into the pass's fresh output (a [k, n] row mask instead took longer than the pass)
+        rows, vals = _immediate(core, local)
+        new = new.at[:, rows, jnp.arange(n)].add(vals)
 
         row_nonzero = _row_nonzero(local, rows_nz)
         traces = SparseTraces(new, row_nonzero, count, chunks.astype(jnp.int32), dense)
