@@ -168,7 +168,8 @@ def unit_axes(model, x=None) -> tuple[int | None, ...]:
     x = x_spec if x is None else x
     none = (None,) * len(leaves)
     cores = tuple(model.cores()) if hasattr(model, "cores") else ()
-    if x is None or len(cores) != 1 or not isinstance(cores[0], AbstractGatedCell):
+    if (x is None or not hasattr(model, "forward") or len(cores) != 1
+            or not isinstance(cores[0], AbstractGatedCell)):
         return none
     core = cores[0]
     core_state = core.initial_state()
@@ -202,8 +203,6 @@ def unit_axes(model, x=None) -> tuple[int | None, ...]:
         proof["ok"] = len(mine) == len(theirs) and all(a is b for a, b in zip(mine, theirs))
         return jax.tree_util.tree_leaves((s, u))
 
-    if not hasattr(model, "forward"):
-        return none
     closed = jax.make_jaxpr(core_inputs)(
         [_spec(a) for a in leaves], jax.tree_util.tree_map(_spec, state), _spec(x)
     )
@@ -215,11 +214,12 @@ def unit_axes(model, x=None) -> tuple[int | None, ...]:
     return candidate
 
 
-def _add_unit_local(block, values, axis: int, units: int):
+def _add_unit_local(block, values, axis: int):
     """``block`` ``[S + 1, p]`` plus the unit-local immediate term ``values`` ``[m, *leaf]``
     (component ``c``'s values of the entries of unit ``i`` go to state row ``c·k + i``),
     as a scatter into ``block``'s own buffer."""
     shape = values.shape[1:]
+    units = shape[axis]
     a, b = math.prod(shape[:axis]), math.prod(shape[axis + 1 :])
     out = block.reshape(block.shape[0], a, units, b)
     ids = jnp.arange(units)
@@ -296,8 +296,7 @@ class RTRL(AbstractOnlineEstimator):
                 if axes[i] is None:
                     new = prod + jnp.pad(immediate[i].reshape(size, -1), ((0, 1), (0, 0)))
                 else:
-                    units = leaves[i].shape[axes[i]]
-                    new = _add_unit_local(prod, immediate[i], axes[i], units)
+                    new = _add_unit_local(prod, immediate[i], axes[i])
                 blocks.append(new)
                 grads[i] = g_leaves[i] + new[size].reshape(leaves[i].shape)
         new_carry = RTRLCarry(unravel_state(s_new), tuple(blocks))

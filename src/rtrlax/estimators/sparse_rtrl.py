@@ -29,8 +29,8 @@ to be zero is stored or multiplied:
 ``Σ_c' j_s[c,c',i] M_{t-1}[c',i,:]`` and the dense part's product are added in one fused
 element-wise pass over ``M`` (no batched tiny matrix products); the immediate term, one
 non-zero row per column of ``Ī_t`` (``rows[col]``), is then scattered into that pass's
-output in place (``m·n`` entries, where a ``[k, n]`` row mask fused into the pass cost
-more than the pass itself, ``benchmarks/sparse_rtrl_profile.py``).
+output in place: ``m·n`` entries, where a ``[k, n]`` row mask would be built and read in
+the pass (``benchmarks/sparse_rtrl_profile.py`` shows a step's ops).
 
 **Dense path at the matmul floor.** When more than ``dense_above`` of the units are
 active (default one half), the product runs over all units as one matrix product,
@@ -288,7 +288,7 @@ class SparseRTRL(AbstractTraceEstimator):
             new = base + jax.lax.cond(dense, full, sparse, None)
 
         # the immediate term: one non-zero row per column (``rows[col]``), added in place
-        # into the pass's fresh output (a [k, n] row mask instead took longer than the pass)
+        # into the pass's fresh output (m·n entries, no [k, n] row mask)
         rows, vals = _immediate(core, local)
         new = new.at[:, rows, jnp.arange(n)].add(vals)
 
